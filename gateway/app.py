@@ -1,0 +1,111 @@
+"""`create_app`: the Litestar application, its lifespan (clients made and closed), wiring and error handlers."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import httpx
+from litestar import Litestar, Request, Response
+from litestar.datastructures import State
+from litestar.di import Provide
+from litestar.exceptions import HTTPException, ValidationException
+from litestar.openapi import OpenAPIConfig
+from litestar.openapi.plugins import JsonRenderPlugin
+
+from gateway import __version__
+from gateway.chat import Chat
+from gateway.config import Settings
+from gateway.errors import GatewayError, error_envelope
+from gateway.ollama import Ollama
+from gateway.routes.docs import redoc, swagger_ui
+from gateway.routes.openai import OpenAIController
+from gateway.routes.status import StatusController
+
+log = logging.getLogger(__name__)
+
+_TYPES = {401: "authentication_error", 403: "permission_error", 404: "not_found_error", 429: "rate_limit_error"}
+
+
+def create_app(settings: Settings, *, transport: httpx.AsyncBaseTransport | None = None) -> Litestar:
+    """The gateway as an ASGI app. `transport` replaces the network to Ollama (tests pass a fake one)."""
+
+    @asynccontextmanager
+    async def lifespan(app: Litestar) -> AsyncIterator[None]:
+        timeout = httpx.Timeout(settings.upstream.timeout_s, connect=5.0)
+        limits = httpx.Limits(max_connections=256, max_keepalive_connections=64)
+        async with httpx.AsyncClient(timeout=timeout, limits=limits, transport=transport) as client:
+            ollama = Ollama(client, settings.upstream.url)
+            app.state.ollama = ollama
+            app.state.chat = Chat(ollama, settings.model, settings.upstream)
+            log.info("gateway %s in front of Ollama at %s", __version__, settings.upstream.url)
+            yield
+
+    return Litestar(
+        route_handlers=[OpenAIController, StatusController, swagger_ui, redoc],
+        lifespan=[lifespan],
+        dependencies={
+            "settings": Provide(lambda: settings, use_cache=True, sync_to_thread=False),
+            "ollama": Provide(_from_state("ollama"), sync_to_thread=False),
+            "chat": Provide(_from_state("chat"), sync_to_thread=False),
+        },
+        exception_handlers={
+            GatewayError: _gateway_error,
+            ValidationException: _validation_error,
+            HTTPException: _http_error,
+            404: _http_error,
+            405: _http_error,
+            Exception: _unexpected_error,
+        },
+        request_max_body_size=settings.limits.max_body_bytes,
+        openapi_config=OpenAPIConfig(
+            title="Memory gateway",
+            version=__version__,
+            description="An OpenAI-compatible gateway in front of Ollama, with long-term memory per user.",
+            path="/schema",
+            render_plugins=[JsonRenderPlugin()],
+        ),
+        logging_config=None,
+    )
+
+
+def _from_state(name: str) -> Any:
+    def provide(state: State) -> Any:
+        return state[name]
+
+    return provide
+
+
+def _envelope(status: int, body: dict[str, Any]) -> Response[dict[str, Any]]:
+    return Response(body, status_code=status, media_type="application/json")
+
+
+def _gateway_error(_: Request[Any, Any, Any], exc: GatewayError) -> Response[dict[str, Any]]:
+    return _envelope(exc.status, exc.envelope())
+
+
+def _validation_error(_: Request[Any, Any, Any], exc: ValidationException) -> Response[dict[str, Any]]:
+    """Litestar's body errors, told as OpenAI does: what is wrong and where (`param`)."""
+    problems = exc.extra if isinstance(exc.extra, list) else []
+    if not problems:
+        return _envelope(400, error_envelope(f"Could not parse the JSON body: {exc.detail}", "invalid_request_error"))
+    first = problems[0] if isinstance(problems[0], dict) else {}
+    message = str(first.get("message", exc.detail))
+    param = first.get("key") if first.get("key") != "data" else None  # "data" is the whole body
+    if param:
+        message = f"{message} (at `{param}`)"
+    return _envelope(400, error_envelope(message, "invalid_request_error", param))
+
+
+def _http_error(_: Request[Any, Any, Any], exc: HTTPException) -> Response[dict[str, Any]]:
+    status = exc.status_code
+    kind = _TYPES.get(status, "invalid_request_error" if status < 500 else "server_error")
+    code = "payload_too_large" if status == 413 else None
+    return _envelope(status, error_envelope(exc.detail, kind, None, code))
+
+
+def _unexpected_error(request: Request[Any, Any, Any], exc: Exception) -> Response[dict[str, Any]]:
+    log.exception("unexpected error on %s %s", request.method, request.url.path, exc_info=exc)
+    return _envelope(500, error_envelope("internal error in the gateway; see its log", "server_error"))

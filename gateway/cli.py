@@ -1,0 +1,132 @@
+"""The `gateway` command."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import errno
+import logging
+import os
+import signal
+import socket
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+from gateway import __version__, config
+from gateway.config import ConfigError, Settings
+
+log = logging.getLogger("gateway")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    _configure_logging()
+    try:
+        settings = _settings(args)
+    except ConfigError as exc:
+        print(f"gateway: config error: {exc}", file=sys.stderr)
+        return 2
+    if args.command == "serve":
+        return serve(settings)
+    _parser().print_help()
+    return 2
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="gateway", description="OpenAI-compatible memory gateway for Ollama.")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    commands = parser.add_subparsers(dest="command")
+    serve_cmd = commands.add_parser("serve", help="run the gateway")
+    serve_cmd.add_argument("--config", help="config file (default: $GATEWAY_CONFIG, else ./config.toml)")
+    serve_cmd.add_argument("--host", help="address to bind (overrides [server] host)")
+    serve_cmd.add_argument("--port", type=int, help="port to bind (overrides [server] port)")
+    return parser
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    flags = {key: value for key in ("host", "port") if (value := getattr(args, key, None)) is not None}
+    path = config.find_config(getattr(args, "config", None), os.environ)
+    return config.load(path, os.environ, {"server": flags} if flags else None)
+
+
+def _configure_logging() -> None:
+    logging.basicConfig(
+        level=os.environ.get("GATEWAY_LOG_LEVEL", "INFO").upper(),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+
+
+def serve(settings: Settings) -> int:
+    """Run the gateway in this process (granian, embedded) until SIGINT or SIGTERM."""
+    from granian.constants import Interfaces
+    from granian.log import LogLevels
+    from granian.server.embed import Server
+
+    from gateway.app import create_app
+
+    host, port = settings.server.host, settings.server.port
+    problem = _port_problem(host, port)
+    if problem:
+        print(f"gateway: cannot listen on {host}:{port}: {problem}", file=sys.stderr)
+        return 1
+    server = Server(
+        create_app(settings),
+        address=host,
+        port=port,
+        interface=Interfaces.ASGI,
+        log_access=False,
+        log_level=LogLevels.warning,
+        log_dictconfig=_granian_logging(),
+    )
+
+    async def run() -> None:
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, server.stop)
+        log.info("listening on http://%s:%d", host, port)
+        await server.serve()
+
+    _run(run())
+    return 0
+
+
+def _port_problem(host: str, port: int) -> str | None:
+    """Granian binds with SO_REUSEPORT, which would quietly share a port with another gateway: check first."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError as exc:
+            if exc.errno == errno.EADDRINUSE:
+                return (
+                    "the port is already in use (another gateway?); choose another with --port or GATEWAY_SERVER_PORT"
+                )
+            return exc.strerror or str(exc)
+    return None
+
+
+def _run(coroutine: Any) -> None:
+    try:
+        import uvloop
+    except ImportError:  # Windows
+        asyncio.run(coroutine)
+    else:
+        uvloop.run(coroutine)
+
+
+def _granian_logging() -> dict[str, Any]:
+    """Granian's own log lines at WARNING, minus its note that embedding it is experimental."""
+    return {
+        "version": 1,
+        "disable_existing_loggers": False,
+        "filters": {"quiet": {"()": _QuietGranian}},
+        "handlers": {"console": {"class": "logging.StreamHandler", "filters": ["quiet"]}},
+        "loggers": {"_granian": {"handlers": ["console"], "level": "WARNING", "propagate": False}},
+    }
+
+
+class _QuietGranian(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "experimental" not in record.getMessage()

@@ -1,0 +1,193 @@
+"""Settings: `config.toml`, then `GATEWAY_<SECTION>_<KEY>` environment overrides, then command-line flags.
+
+Every key is optional. An unknown key or a value of the wrong type stops start-up with a `ConfigError`
+whose one-line message names the key and where it came from.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tomllib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Annotated, Any
+
+import msgspec
+
+ENV_PREFIX = "GATEWAY_"
+CONFIG_ENV = "GATEWAY_CONFIG"
+
+Port = Annotated[int, msgspec.Meta(ge=0, le=65535)]
+Positive = Annotated[int, msgspec.Meta(gt=0)]
+NonNegative = Annotated[int, msgspec.Meta(ge=0)]
+
+
+class Section(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    pass
+
+
+class ServerSettings(Section):
+    host: str = "127.0.0.1"
+    port: Port = 8888
+
+
+class UpstreamSettings(Section):
+    url: str = "http://127.0.0.1:11434"
+    timeout_s: Annotated[float, msgspec.Meta(gt=0)] = 600.0
+    keep_alive: str = "5m"
+
+
+class ModelSettings(Section):
+    default: str = "huihui_ai/qwen3-abliterated:4b-v2"
+    context_window: Annotated[int, msgspec.Meta(ge=256)] = 8192
+    reserve_completion: NonNegative = 1024
+    tokenizer: str = "cl100k_base"
+
+    def __post_init__(self) -> None:
+        if self.reserve_completion >= self.context_window:
+            raise ValueError("reserve_completion must be smaller than context_window")
+
+
+class MemorySettings(Section):
+    data_dir: str = "data"
+    qdrant_url: str = ""
+    qdrant_api_key: str = ""
+
+
+class EmbeddingSettings(Section):
+    model: str = "nomic-embed-text"
+
+
+class RetrievalSettings(Section):
+    top_k: Positive = 3
+    relevance_threshold: Annotated[float, msgspec.Meta(ge=0, le=1)] = 0.5
+
+
+class IdentitySettings(Section):
+    user_headers: list[str] = msgspec.field(default_factory=lambda: ["X-OpenWebUI-User-Id", "X-User-Id"])
+    conversation_headers: list[str] = msgspec.field(
+        default_factory=lambda: ["X-OpenWebUI-Chat-Id", "X-Conversation-Id"]
+    )
+    default_user: str = "default"
+
+
+class LimitsSettings(Section):
+    max_body_bytes: Positive = 16 * 1024 * 1024
+
+
+class Settings(Section):
+    server: ServerSettings = msgspec.field(default_factory=ServerSettings)
+    upstream: UpstreamSettings = msgspec.field(default_factory=UpstreamSettings)
+    model: ModelSettings = msgspec.field(default_factory=ModelSettings)
+    memory: MemorySettings = msgspec.field(default_factory=MemorySettings)
+    embedding: EmbeddingSettings = msgspec.field(default_factory=EmbeddingSettings)
+    retrieval: RetrievalSettings = msgspec.field(default_factory=RetrievalSettings)
+    identity: IdentitySettings = msgspec.field(default_factory=IdentitySettings)
+    limits: LimitsSettings = msgspec.field(default_factory=LimitsSettings)
+
+
+class ConfigError(Exception):
+    """A configuration problem, told in one line that names the key."""
+
+
+def find_config(explicit: str | None, environ: Mapping[str, str]) -> Path | None:
+    """`--config`, else `$GATEWAY_CONFIG`, else `./config.toml` if present, else none (defaults)."""
+    if explicit:
+        return Path(explicit)
+    if environ.get(CONFIG_ENV):
+        return Path(environ[CONFIG_ENV])
+    local = Path("config.toml")
+    return local if local.is_file() else None
+
+
+def load(
+    path: Path | None,
+    environ: Mapping[str, str] = os.environ,
+    overrides: Mapping[str, Mapping[str, Any]] | None = None,
+) -> Settings:
+    """Build the Settings from a TOML file, the environment and explicit overrides (in rising precedence)."""
+    data = _read_toml(path) if path else {}
+    source = str(path) if path else "defaults"
+    _check_keys(data, source)
+    origins = {(section, key): source for section, values in data.items() for key in values}
+    for var, section, key, raw in _env_overrides(environ):
+        data.setdefault(section, {})[key] = _coerce(raw, section, key, var)
+        origins[section, key] = var
+    for section, values in (overrides or {}).items():
+        for key, value in values.items():
+            data.setdefault(section, {})[key] = value
+            origins[section, key] = f"--{key}"
+    try:
+        return msgspec.convert(data, Settings)
+    except msgspec.ValidationError as exc:
+        raise ConfigError(_describe(exc, origins, source)) from None
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    try:
+        with path.open("rb") as f:
+            return tomllib.load(f)
+    except FileNotFoundError:
+        raise ConfigError(f"config file not found: {path}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: invalid TOML: {exc}") from None
+
+
+def _fields(struct: type[msgspec.Struct]) -> dict[str, Any]:
+    return {f.name: f.type for f in msgspec.structs.fields(struct)}
+
+
+SECTIONS: dict[str, type[msgspec.Struct]] = {name: section for name, section in _fields(Settings).items()}
+
+
+def _check_keys(data: dict[str, Any], source: str) -> None:
+    """Name unknown sections and keys precisely (msgspec would say `$.server`, not which file)."""
+    for section, values in data.items():
+        if section not in SECTIONS:
+            raise ConfigError(f"{source}: unknown section [{section}]")
+        if not isinstance(values, dict):
+            raise ConfigError(f"{source}: [{section}] must be a table")
+        for key in values:
+            if key not in _fields(SECTIONS[section]):
+                raise ConfigError(f"{source}: unknown key `{key}` in [{section}]")
+
+
+def _env_overrides(environ: Mapping[str, str]) -> list[tuple[str, str, str, str]]:
+    found = []
+    for var, raw in environ.items():
+        if not var.startswith(ENV_PREFIX) or var == CONFIG_ENV:
+            continue
+        section, _, key = var[len(ENV_PREFIX) :].lower().partition("_")
+        if section not in SECTIONS or key not in _fields(SECTIONS[section]):
+            raise ConfigError(f"{var}: no such setting (expected GATEWAY_<SECTION>_<KEY>, e.g. GATEWAY_SERVER_PORT)")
+        found.append((var, section, key, raw))
+    return found
+
+
+def _coerce(raw: str, section: str, key: str, var: str) -> Any:
+    """Turn an environment string into the key's type: numbers and booleans as usual, lists as JSON or a,b,c."""
+    kind = _fields(SECTIONS[section])[key]
+    if kind == list[str]:
+        if raw.lstrip().startswith("["):
+            try:
+                return json.loads(raw)
+            except json.JSONDecodeError:
+                raise ConfigError(f"{var}: [{section}] {key} is not a JSON list: {raw!r}") from None
+        return [part.strip() for part in raw.split(",") if part.strip()]
+    try:
+        return msgspec.convert(raw, kind, strict=False)
+    except msgspec.ValidationError as exc:
+        raise ConfigError(f"{var}: [{section}] {key}: {exc} (got {raw!r})") from None
+
+
+def _describe(exc: msgspec.ValidationError, origins: dict[tuple[str, str], str], source: str) -> str:
+    """`Expected int, got str - at $.server.port` -> `config.toml: [server] port: Expected int, got str`."""
+    message, _, where = str(exc).partition(" - at `$.")
+    section, _, key = where.rstrip("`").partition(".")
+    if key:
+        return f"{origins.get((section, key), source)}: [{section}] {key}: {message}"
+    if section:
+        given = sorted({origin for (sec, _), origin in origins.items() if sec == section})
+        return f"{', '.join(given) or source}: [{section}] {message}"
+    return f"{source}: {message}"

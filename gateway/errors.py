@@ -1,0 +1,94 @@
+"""The gateway's exceptions, and the OpenAI error envelope they become.
+
+GatewayError
+├── InvalidRequest                400 invalid_request_error
+│   └── UnsupportedParameter      400 invalid_request_error / unsupported_parameter
+├── ModelNotFound                 404 invalid_request_error / model_not_found
+├── PayloadTooLarge               413 invalid_request_error / payload_too_large
+└── UpstreamError                 502 upstream_error
+    ├── UpstreamUnavailable       502 upstream_error / upstream_unavailable
+    ├── UpstreamBusy              503 upstream_error / upstream_busy
+    └── UpstreamTimeout           504 upstream_error / upstream_timeout
+
+Each class sets its status, type and code; one handler in `app.py` turns any of them into
+`{"error": {"message", "type", "param", "code"}}`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class GatewayError(Exception):
+    status = 500
+    type = "server_error"
+    code: str | None = None
+
+    def __init__(self, message: str, *, param: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.param = param
+
+    def envelope(self) -> dict[str, Any]:
+        return error_envelope(self.message, self.type, self.param, self.code)
+
+
+class InvalidRequest(GatewayError):
+    status = 400
+    type = "invalid_request_error"
+
+
+class UnsupportedParameter(InvalidRequest):
+    code = "unsupported_parameter"
+
+    def __init__(self, param: str, why: str) -> None:
+        super().__init__(f"`{param}` is not supported: {why}", param=param)
+
+
+class ModelNotFound(GatewayError):
+    status = 404
+    type = "invalid_request_error"
+    code = "model_not_found"
+
+    def __init__(self, model: str) -> None:
+        super().__init__(
+            f"The model `{model}` does not exist in Ollama. Pull it with `ollama pull {model}`, "
+            "or list the available ones at GET /v1/models.",
+            param="model",
+        )
+
+
+class PayloadTooLarge(GatewayError):
+    status = 413
+    type = "invalid_request_error"
+    code = "payload_too_large"
+
+
+class UpstreamError(GatewayError):
+    status = 502
+    type = "upstream_error"
+    code: str | None = "upstream_error"
+
+
+class UpstreamUnavailable(UpstreamError):
+    code = "upstream_unavailable"
+
+    def __init__(self, url: str) -> None:
+        super().__init__(
+            f"Cannot reach Ollama at {url}. Start it with `ollama serve`, "
+            "or point the gateway at it with [upstream] url / GATEWAY_UPSTREAM_URL."
+        )
+
+
+class UpstreamBusy(UpstreamError):
+    status = 503
+    code = "upstream_busy"
+
+
+class UpstreamTimeout(UpstreamError):
+    status = 504
+    code = "upstream_timeout"
+
+
+def error_envelope(message: str, type: str, param: str | None = None, code: str | None = None) -> dict[str, Any]:
+    return {"error": {"message": message, "type": type, "param": param, "code": code}}

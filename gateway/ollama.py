@@ -1,0 +1,193 @@
+"""Ollama's native API (`/api/chat`, `/api/embed`, `/api/tags`, `/api/version`) over one httpx client.
+
+This is the only module that sees httpx: transport failures and Ollama's error answers become our
+`errors` here, before anything reaches a client.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
+from typing import Any, TypeVar
+
+import httpx
+import msgspec
+from msgspec import Struct
+
+from gateway.errors import (
+    InvalidRequest,
+    ModelNotFound,
+    UpstreamBusy,
+    UpstreamError,
+    UpstreamTimeout,
+    UpstreamUnavailable,
+)
+
+# -- Ollama's wire types (what we read of them) -----------------------------------------------------
+
+
+class OllamaFunction(Struct):
+    name: str
+    arguments: dict[str, Any] = msgspec.field(default_factory=dict)
+
+
+class OllamaToolCall(Struct):
+    function: OllamaFunction
+    id: str | None = None
+
+
+class OllamaMessage(Struct):
+    role: str = "assistant"
+    content: str = ""
+    thinking: str | None = None
+    tool_calls: list[OllamaToolCall] | None = None
+
+
+class OllamaChatChunk(Struct):
+    """One line of `/api/chat` (or its whole answer when not streaming)."""
+
+    model: str = ""
+    message: OllamaMessage | None = None
+    done: bool = False
+    done_reason: str | None = None
+    prompt_eval_count: int = 0
+    eval_count: int = 0
+    error: str | None = None
+
+
+class OllamaModelInfo(Struct):
+    name: str
+    modified_at: str = ""
+    size: int = 0
+
+
+class OllamaTags(Struct):
+    models: list[OllamaModelInfo] = msgspec.field(default_factory=list)
+
+
+class OllamaEmbedResponse(Struct):
+    embeddings: list[list[float]]
+    model: str = ""
+    prompt_eval_count: int = 0
+
+
+class OllamaVersion(Struct):
+    version: str
+
+
+class OllamaErrorBody(Struct):
+    error: str = ""
+
+
+_encode = msgspec.json.Encoder().encode
+_chunk = msgspec.json.Decoder(OllamaChatChunk)
+_tags = msgspec.json.Decoder(OllamaTags)
+_embed = msgspec.json.Decoder(OllamaEmbedResponse)
+_version = msgspec.json.Decoder(OllamaVersion)
+_error = msgspec.json.Decoder(OllamaErrorBody)
+
+JSON = {"content-type": "application/json"}
+
+
+class Ollama:
+    """A client of one Ollama server. The httpx client is made and closed by the app's lifespan."""
+
+    def __init__(self, client: httpx.AsyncClient, url: str) -> None:
+        self._client = client
+        self.url = url.rstrip("/")
+
+    async def version(self) -> str:
+        response = await self._request("GET", "/api/version")
+        return _decode(_version, response.content).version
+
+    async def tags(self) -> OllamaTags:
+        response = await self._request("GET", "/api/tags")
+        return _decode(_tags, response.content)
+
+    async def chat(self, body: dict[str, Any]) -> OllamaChatChunk:
+        response = await self._request("POST", "/api/chat", body)
+        answer = _decode(_chunk, response.content)
+        if answer.error:
+            raise UpstreamError(f"Ollama failed: {answer.error}")
+        return answer
+
+    @asynccontextmanager
+    async def chat_stream(self, body: dict[str, Any]) -> AsyncIterator[AsyncIterator[OllamaChatChunk]]:
+        """Open a streamed chat; a bad status raises here, before the caller starts its response."""
+        request = self._client.build_request("POST", self.url + "/api/chat", content=_encode(body), headers=JSON)
+        with self._transport_errors():
+            response = await self._client.send(request, stream=True)
+        try:
+            if response.status_code >= 400:
+                await response.aread()
+                _raise_for_status(response, body)
+            yield self._lines(response)
+        finally:
+            await response.aclose()
+
+    async def embed(self, body: dict[str, Any]) -> OllamaEmbedResponse:
+        response = await self._request("POST", "/api/embed", body)
+        return _decode(_embed, response.content)
+
+    async def _lines(self, response: httpx.Response) -> AsyncIterator[OllamaChatChunk]:
+        with self._transport_errors():
+            async for line in response.aiter_lines():
+                if not line.strip():
+                    continue
+                chunk = _decode(_chunk, line)
+                if chunk.error:
+                    raise UpstreamError(f"Ollama failed mid-answer: {chunk.error}")
+                yield chunk
+
+    async def _request(self, method: str, path: str, body: dict[str, Any] | None = None) -> httpx.Response:
+        content = _encode(body) if body is not None else None
+        with self._transport_errors():
+            response = await self._client.request(method, self.url + path, content=content, headers=JSON)
+        _raise_for_status(response, body)
+        return response
+
+    @contextmanager
+    def _transport_errors(self) -> Iterator[None]:
+        """Turn httpx's transport exceptions into ours, naming the URL and the fix."""
+        try:
+            yield
+        except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
+            raise UpstreamUnavailable(self.url) from exc
+        except httpx.TimeoutException as exc:
+            raise UpstreamTimeout(
+                f"Ollama at {self.url} did not answer within {self._client.timeout.read} s "
+                "(raise [upstream] timeout_s if the model is slow to load)."
+            ) from exc
+        except httpx.TransportError as exc:
+            raise UpstreamError(f"Ollama at {self.url} broke the connection: {exc!r}") from exc
+
+
+def _raise_for_status(response: httpx.Response, body: dict[str, Any] | None) -> None:
+    status = response.status_code
+    if status < 400:
+        return
+    message = _error_message(response)
+    if status == 404 and body and "model" in body and "not found" in message:
+        raise ModelNotFound(str(body["model"]))
+    if status == 503:
+        raise UpstreamBusy(f"Ollama is busy: {message}. Retry later, or raise OLLAMA_MAX_QUEUE.")
+    if 400 <= status < 500:
+        raise InvalidRequest(f"Ollama rejected the request: {message}")
+    raise UpstreamError(f"Ollama answered {status}: {message}")
+
+
+def _error_message(response: httpx.Response) -> str:
+    try:
+        return _error.decode(response.content).error or response.reason_phrase
+    except msgspec.DecodeError:
+        return response.text[:200] or response.reason_phrase
+
+
+T = TypeVar("T")
+
+
+def _decode(decoder: msgspec.json.Decoder[T], data: bytes | str) -> T:
+    try:
+        return decoder.decode(data)
+    except msgspec.DecodeError as exc:
+        raise UpstreamError(f"Ollama sent something unreadable: {exc}") from exc

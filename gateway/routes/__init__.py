@@ -1,0 +1,1 @@
+"""HTTP handlers: thin, they decode, call the flow and encode."""

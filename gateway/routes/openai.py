@@ -1,0 +1,59 @@
+"""The OpenAI surface: `/v1/models`, `/v1/chat/completions`, `/v1/embeddings`."""
+
+from __future__ import annotations
+
+from litestar import Controller, get, post
+from litestar.background_tasks import BackgroundTask
+from litestar.response import Stream
+
+from gateway import translate
+from gateway.chat import Chat
+from gateway.config import Settings
+from gateway.ollama import Ollama
+from gateway.protocol import (
+    ChatCompletion,
+    ChatCompletionRequest,
+    CreateEmbeddingResponse,
+    EmbeddingRequest,
+    ModelList,
+)
+from gateway.routes.docs import error_responses
+
+SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+
+
+class OpenAIController(Controller):
+    path = "/v1"
+    tags = ("OpenAI",)
+
+    @get("/models", summary="List the models Ollama has", responses=error_responses(502, 503, 504))
+    async def list_models(self, ollama: Ollama) -> ModelList:
+        return translate.model_list(await ollama.tags())
+
+    @post(
+        "/chat/completions",
+        status_code=200,
+        summary="Create a chat completion (streamed as SSE when `stream` is true)",
+        responses=error_responses(400, 404, 413, 502, 503, 504),
+    )
+    async def chat_completions(self, data: ChatCompletionRequest, chat: Chat) -> ChatCompletion | Stream:
+        if not data.stream:
+            return await chat.complete(data)
+        frames = await chat.stream(data)
+        return Stream(
+            frames,
+            media_type="text/event-stream",
+            headers=SSE_HEADERS,
+            background=BackgroundTask(frames.aclose),
+        )
+
+    @post(
+        "/embeddings",
+        status_code=200,
+        summary="Create embeddings with an Ollama embedding model",
+        responses=error_responses(400, 404, 413, 502, 503, 504),
+    )
+    async def embeddings(self, data: EmbeddingRequest, ollama: Ollama, settings: Settings) -> CreateEmbeddingResponse:
+        model = data.model or settings.embedding.model
+        body = translate.embed_body(data, model=model, keep_alive=settings.upstream.keep_alive)
+        return translate.embedding_response(await ollama.embed(body), data, model=model)

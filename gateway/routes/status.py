@@ -1,0 +1,77 @@
+"""Service routes: `/health` (is the process up) and `/status` (what it is connected to)."""
+
+from __future__ import annotations
+
+import asyncio
+
+from litestar import Controller, get
+from msgspec import Struct
+
+from gateway import __version__
+from gateway.config import Settings
+from gateway.errors import GatewayError
+from gateway.ollama import Ollama, OllamaTags
+
+
+class Health(Struct):
+    status: str = "ok"
+
+
+class UpstreamStatus(Struct):
+    url: str
+    reachable: bool
+    version: str | None = None
+    error: str | None = None
+
+
+class ModelStatus(Struct):
+    default: str
+    present: bool | None
+    context_window: int
+    reserve_completion: int
+    tokenizer: str
+
+
+class Status(Struct):
+    version: str
+    upstream: UpstreamStatus
+    model: ModelStatus
+    models: list[str]
+
+
+class StatusController(Controller):
+    tags = ("Service",)
+
+    @get("/health", summary="Liveness: the gateway process answers (Ollama is not asked)")
+    async def health(self) -> Health:
+        return Health()
+
+    @get("/status", summary="Version, upstream reachability, models and context window")
+    async def status(self, ollama: Ollama, settings: Settings) -> Status:
+        version, tags = await asyncio.gather(ollama.version(), ollama.tags(), return_exceptions=True)
+        upstream = UpstreamStatus(url=ollama.url, reachable=isinstance(version, str))
+        if isinstance(version, str):
+            upstream.version = version
+        elif isinstance(version, GatewayError):
+            upstream.error = version.message
+        elif isinstance(version, BaseException):
+            raise version
+        names = [m.name for m in tags.models] if isinstance(tags, OllamaTags) else []
+        model = settings.model
+        return Status(
+            version=__version__,
+            upstream=upstream,
+            model=ModelStatus(
+                default=model.default,
+                present=_present(model.default, names) if upstream.reachable else None,
+                context_window=model.context_window,
+                reserve_completion=model.reserve_completion,
+                tokenizer=model.tokenizer,
+            ),
+            models=names,
+        )
+
+
+def _present(model: str, names: list[str]) -> bool:
+    """Ollama lists `qwen3:4b` for a model pulled as `qwen3:4b`, and `llama3:latest` for `llama3`."""
+    return model in names or f"{model}:latest" in names
