@@ -21,12 +21,12 @@ log = logging.getLogger("gateway")
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    _configure_logging()
     try:
         settings = _settings(args)
     except ConfigError as exc:
         print(f"gateway: config error: {exc}", file=sys.stderr)
         return 2
+    _configure_logging(settings.server.log_level)
     if args.command == "serve":
         return serve(settings)
     _parser().print_help()
@@ -50,11 +50,12 @@ def _settings(args: argparse.Namespace) -> Settings:
     return config.load(path, os.environ, {"server": flags} if flags else None)
 
 
-def _configure_logging() -> None:
+def _configure_logging(level: str) -> None:
     logging.basicConfig(
-        level=os.environ.get("GATEWAY_LOG_LEVEL", "INFO").upper(),
+        level=level.upper(),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per upstream call is noise
 
 
 def serve(settings: Settings) -> int:

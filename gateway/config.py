@@ -11,7 +11,7 @@ import os
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import msgspec
 
@@ -30,6 +30,7 @@ class Section(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
 class ServerSettings(Section):
     host: str = "127.0.0.1"
     port: Port = 8888
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
 
 
 class UpstreamSettings(Section):

@@ -34,7 +34,7 @@ class FunctionCall(Struct):
     arguments: str
 
 
-class ToolCall(Struct, omit_defaults=True):
+class ToolCall(Struct):
     id: str
     function: FunctionCall
     type: Literal["function"] = "function"
@@ -132,8 +132,8 @@ class CompletionUsage(Struct):
 
 
 class ChatCompletionMessage(Struct, omit_defaults=True):
+    role: Literal["assistant"]  # no default, so never omitted
     content: str | None
-    role: Literal["assistant"] = "assistant"
     reasoning_content: str | None = None
     tool_calls: list[ToolCall] | None = None
 

@@ -214,6 +214,7 @@ def completion(answer: OllamaChatChunk, *, model: str) -> ChatCompletion:
             Choice(
                 index=0,
                 message=ChatCompletionMessage(
+                    role="assistant",
                     content=message.content if message.content or not calls else None,
                     reasoning_content=message.thinking or None,
                     tool_calls=calls or None,

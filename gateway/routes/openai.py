@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from litestar import Controller, get, post
+from litestar import Controller, Response, get, post
 from litestar.background_tasks import BackgroundTask
 from litestar.response import Stream
 
@@ -36,9 +36,11 @@ class OpenAIController(Controller):
         summary="Create a chat completion (streamed as SSE when `stream` is true)",
         responses=error_responses(400, 404, 413, 502, 503, 504),
     )
-    async def chat_completions(self, data: ChatCompletionRequest, chat: Chat) -> ChatCompletion | Stream:
+    async def chat_completions(self, data: ChatCompletionRequest, chat: Chat) -> Response[ChatCompletion]:
+        # Annotated as a Response so the route sets no media type: Litestar would let a route's JSON
+        # override the Stream's text/event-stream.
         if not data.stream:
-            return await chat.complete(data)
+            return Response(await chat.complete(data))
         frames = await chat.stream(data)
         return Stream(
             frames,

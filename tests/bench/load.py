@@ -93,7 +93,5 @@ async def run_load(
     errors: list[int] = []
     start = time.perf_counter()
     deadline = start + seconds
-    await asyncio.gather(
-        *(_worker(host, port, request, deadline, latencies, errors) for _ in range(connections))
-    )
+    await asyncio.gather(*(_worker(host, port, request, deadline, latencies, errors) for _ in range(connections)))
     return LoadResult(len(latencies), len(errors), time.perf_counter() - start, latencies)

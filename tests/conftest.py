@@ -1,0 +1,45 @@
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import pytest
+
+from tests import processes
+
+
+class Fake:
+    """The running fake Ollama: its URL and what it saw."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+
+    def reset(self) -> None:
+        httpx.delete(self.url + "/_fake/requests")
+
+    def requests(self) -> list[dict[str, Any]]:
+        result: list[dict[str, Any]] = httpx.get(self.url + "/_fake/requests").json()
+        return result
+
+    def stats(self) -> dict[str, int]:
+        result: dict[str, int] = httpx.get(self.url + "/_fake/stats").json()
+        return result
+
+
+@pytest.fixture(scope="session")
+def fake_session() -> Iterator[Fake]:
+    with processes.fake_ollama() as url:
+        yield Fake(url)
+
+
+@pytest.fixture
+def fake(fake_session: Fake) -> Fake:
+    fake_session.reset()
+    return fake_session
+
+
+@pytest.fixture(scope="session")
+def gateway_url(fake_session: Fake, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    with processes.gateway(fake_session.url, tmp_path_factory.mktemp("data")) as url:
+        yield url

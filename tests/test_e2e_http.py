@@ -1,0 +1,151 @@
+"""Raw HTTP against a running gateway: what SDKs never send, and the service routes."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests import processes
+from tests.conftest import Fake
+
+CHAT = "/v1/chat/completions"
+
+
+def assert_envelope(response: httpx.Response, status: int) -> dict[str, object]:
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"].startswith("application/json")
+    body = response.json()
+    assert set(body) == {"error"}
+    error: dict[str, object] = body["error"]
+    assert set(error) == {"message", "type", "param", "code"}
+    assert isinstance(error["message"], str) and error["message"]
+    return error
+
+
+@pytest.mark.parametrize(
+    ("body", "param", "says"),
+    [
+        (b'{"messages": [', None, "truncated"),
+        (b"not json at all", None, "malformed"),
+        (b'{"model": "qwen3:4b"}', None, "messages"),
+        (b'{"messages": "hi"}', "messages", "Expected `array`"),
+        (b'{"messages": []}', "messages", "length"),
+        (b'{"messages": [{"role": "robot", "content": "hi"}]}', "messages[0].role", "robot"),
+        (b'{"messages": [{"role": "user", "content": "hi"}], "temperature": 9}', "temperature", "<= 2"),
+        (b'{"messages": [{"role": "user", "content": "hi"}], "max_tokens": 0}', "max_tokens", ">= 1"),
+    ],
+)
+def test_bad_chat_bodies_are_400_envelopes(gateway_url: str, body: bytes, param: str | None, says: str) -> None:
+    response = httpx.post(gateway_url + CHAT, content=body, headers={"content-type": "application/json"})
+    error = assert_envelope(response, 400)
+    assert error["type"] == "invalid_request_error"
+    assert error["param"] == param
+    assert says in str(error["message"])
+
+
+def test_http_image_urls_are_refused_by_name(gateway_url: str) -> None:
+    content = [{"type": "text", "text": "what is this"}, {"type": "image_url", "image_url": {"url": "http://x/y.png"}}]
+    response = httpx.post(gateway_url + CHAT, json={"messages": [{"role": "user", "content": content}]})
+    error = assert_envelope(response, 400)
+    assert "data: URL" in str(error["message"])
+
+
+def test_inline_images_go_to_ollama(gateway_url: str, fake: Fake) -> None:
+    content = [
+        {"type": "text", "text": "what"},
+        {"type": "image_url", "image_url": {"url": "data:image/png;base64,iVBOR"}},
+    ]
+    response = httpx.post(gateway_url + CHAT, json={"messages": [{"role": "user", "content": content}]})
+    assert response.status_code == 200
+    assert fake.requests()[0]["messages"] == [{"role": "user", "content": "what", "images": ["iVBOR"]}]
+
+
+def test_success_is_200_not_201(gateway_url: str) -> None:
+    response = httpx.post(gateway_url + CHAT, json={"messages": [{"role": "user", "content": "hi"}]})
+    assert response.status_code == 200
+    response = httpx.post(gateway_url + "/v1/embeddings", json={"input": "hi", "model": "nomic-embed-text"})
+    assert response.status_code == 200
+
+
+def test_unknown_route_and_method_are_envelopes(gateway_url: str) -> None:
+    assert_envelope(httpx.get(gateway_url + "/v1/nothing-here"), 404)
+    assert_envelope(httpx.get(gateway_url + CHAT), 405)
+
+
+def test_token_array_embeddings_are_refused(gateway_url: str) -> None:
+    response = httpx.post(gateway_url + "/v1/embeddings", json={"input": [[1, 2, 3]], "model": "nomic-embed-text"})
+    assert assert_envelope(response, 400)["param"] == "input"
+
+
+def test_body_too_large_is_413(fake: Fake, tmp_path: Path) -> None:
+    with processes.gateway(fake.url, tmp_path, GATEWAY_LIMITS_MAX_BODY_BYTES="1000") as url:
+        big = {"messages": [{"role": "user", "content": "x" * 2000}]}
+        error = assert_envelope(httpx.post(url + CHAT, json=big), 413)
+        assert error["code"] == "payload_too_large"
+        small = {"messages": [{"role": "user", "content": "x" * 100}]}
+        assert httpx.post(url + CHAT, json=small).status_code == 200
+
+
+def test_client_disconnect_cancels_the_upstream_request(gateway_url: str, fake: Fake) -> None:
+    before = fake.stats()
+    body = {"messages": [{"role": "user", "content": "#slow"}], "stream": True}
+    with httpx.stream("POST", gateway_url + CHAT, json=body) as response:
+        assert response.status_code == 200
+        lines = response.iter_lines()
+        assert next(line for line in lines if line.startswith("data: "))
+    # the client hung up after one frame; the fake sees Ollama's side of the stream closed soon after
+    deadline = time.monotonic() + 10
+    while fake.stats()["disconnects"] == before["disconnects"] and time.monotonic() < deadline:
+        time.sleep(0.05)
+    after = fake.stats()
+    assert after["slow_started"] == before["slow_started"] + 1
+    assert after["disconnects"] == before["disconnects"] + 1
+    # and the gateway is still serving
+    assert httpx.post(gateway_url + CHAT, json={"messages": [{"role": "user", "content": "hi"}]}).status_code == 200
+
+
+def test_sse_framing(gateway_url: str) -> None:
+    body = {"messages": [{"role": "user", "content": "a b"}], "stream": True}
+    with httpx.stream("POST", gateway_url + CHAT, json=body) as response:
+        assert response.headers["content-type"].startswith("text/event-stream")
+        text = response.read().decode()
+    events = text.split("\n\n")
+    assert events[-1] == ""
+    assert events[-2] == "data: [DONE]"
+    assert all(event.startswith("data: ") for event in events[:-1])
+
+
+def test_health_and_status(gateway_url: str, fake: Fake) -> None:
+    assert httpx.get(gateway_url + "/health").json() == {"status": "ok"}
+    status = httpx.get(gateway_url + "/status").json()
+    assert status["upstream"] == {"url": fake.url, "reachable": True, "version": "0.12.6", "error": None}
+    assert status["model"]["default"] == "qwen3:4b"
+    assert status["model"]["present"] is True
+    assert status["model"]["context_window"] == 8192
+    assert "nomic-embed-text:latest" in status["models"]
+
+
+def test_status_says_when_ollama_is_down(tmp_path: Path) -> None:
+    closed = f"http://127.0.0.1:{processes.free_port()}"
+    with processes.gateway(closed, tmp_path) as url:
+        status = httpx.get(url + "/status").json()
+    assert status["upstream"]["reachable"] is False
+    assert "ollama serve" in status["upstream"]["error"]
+    assert status["model"]["present"] is None
+
+
+def test_docs_and_schema_cover_every_route(gateway_url: str) -> None:
+    schema = httpx.get(gateway_url + "/schema/openapi.json").json()
+    assert set(schema["paths"]) == {"/v1/models", "/v1/chat/completions", "/v1/embeddings", "/health", "/status"}
+    chat = schema["paths"]["/v1/chat/completions"]["post"]
+    assert "200" in chat["responses"]
+    assert {"400", "404", "502"} <= set(chat["responses"])
+    assert "requestBody" in chat
+    for page in ("/docs", "/redoc"):
+        response = httpx.get(gateway_url + page)
+        assert response.status_code == 200
+        assert response.headers["content-type"].startswith("text/html")
+        assert "/v1/chat/completions" in response.text  # the schema is in the page
