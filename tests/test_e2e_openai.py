@@ -132,8 +132,8 @@ def test_tool_calls(client: openai.OpenAI, fake: Fake) -> None:
     [call] = choice.message.tool_calls
     assert call.type == "function"
     assert call.id.startswith("call_")
-    assert call.function.name == "get_weather"  # type: ignore[union-attr]
-    assert call.function.arguments == '{"city":"Paris","unit":"celsius"}'  # type: ignore[union-attr]
+    assert call.function.name == "get_weather"
+    assert call.function.arguments == '{"city":"Paris","unit":"celsius"}'
     assert fake.requests()[0]["tools"] == tools
 
     # the answer goes back with the tool result; Ollama gets arguments as an object and the tool's name
@@ -206,9 +206,13 @@ def test_upstream_failure_before_first_byte_is_a_status(client: openai.OpenAI) -
 def test_upstream_failure_mid_stream_is_an_error_frame(client: openai.OpenAI) -> None:
     stream = client.chat.completions.create(model="qwen3:4b", messages=user("#midfail"), stream=True)
     seen: list[str] = []
-    with pytest.raises(openai.APIError) as caught:
+
+    def drain() -> None:
         for chunk in stream:
             seen.append(chunk.choices[0].delta.content or "")
+
+    with pytest.raises(openai.APIError) as caught:
+        drain()
     assert seen == ["Partial "]
     assert "an error was encountered while running the model" in caught.value.message
 

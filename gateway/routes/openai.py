@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from litestar import Controller, Response, get, post
 from litestar.background_tasks import BackgroundTask
+from litestar.openapi.datastructures import ResponseSpec
 from litestar.response import Stream
 
 from gateway import translate
@@ -34,9 +35,16 @@ class OpenAIController(Controller):
         "/chat/completions",
         status_code=200,
         summary="Create a chat completion (streamed as SSE when `stream` is true)",
-        responses=error_responses(400, 404, 413, 502, 503, 504),
+        responses={
+            200: ResponseSpec(
+                data_container=ChatCompletion,
+                description="A chat completion; with `stream: true`, `text/event-stream` of `data: "
+                "<chat.completion.chunk>` frames ending with `data: [DONE]`",
+            ),
+            **error_responses(400, 404, 413, 502, 503, 504),
+        },
     )
-    async def chat_completions(self, data: ChatCompletionRequest, chat: Chat) -> Response[ChatCompletion]:
+    async def chat_completions(self, data: ChatCompletionRequest, chat: Chat) -> Response[ChatCompletion] | Stream:
         # Annotated as a Response so the route sets no media type: Litestar would let a route's JSON
         # override the Stream's text/event-stream.
         if not data.stream:
