@@ -1,0 +1,93 @@
+"""Every command and example in the README, run as written against a running gateway.
+
+Only the address changes: the examples say 127.0.0.1:8888, the test's gateway listens on a free port.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests import processes, readme
+from tests.conftest import Fake
+
+DEFAULT = "127.0.0.1:8888"
+
+
+def test_the_readme_has_its_two_commands_and_examples() -> None:
+    assert readme.command("run").endswith("gateway serve")
+    assert readme.command("test").endswith("pytest")
+    languages = sorted(lang for lang, _ in readme.blocks("example"))
+    assert languages == ["bash", "python", "python"]
+
+
+def test_ci_runs_the_readme_test_command() -> None:
+    ci = (processes.ROOT / ".ci" / "run").read_text()
+    assert "tests/readme.py test" in ci
+
+
+@pytest.fixture(scope="module")
+def served(fake_session: Fake, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """The README's run command, as written, with the port and upstream given by environment."""
+    port = processes.free_port()
+    env = {
+        **os.environ,
+        **processes.gateway_env(fake_session.url, tmp_path_factory.mktemp("data")),
+        "GATEWAY_SERVER_PORT": str(port),
+    }
+    process = subprocess.Popen(
+        ["bash", "-c", readme.command("run")], cwd=processes.ROOT, env=env, start_new_session=True
+    )
+    try:
+        processes.wait_for(f"http://127.0.0.1:{port}/health", process, timeout=300)
+        yield f"127.0.0.1:{port}"
+    finally:
+        os.killpg(process.pid, signal.SIGTERM)
+        process.wait(timeout=30)
+
+
+@pytest.mark.parametrize("index", [0, 1, 2])
+def test_examples_run_as_written(served: str, index: int, tmp_path: Path) -> None:
+    lang, code = readme.blocks("example")[index]
+    code = code.replace(DEFAULT, served)
+    if lang == "python":
+        result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    else:
+        result = subprocess.run(["bash", "-euo", "pipefail", "-c", code], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert "echo:" in result.stdout  # the fake Ollama's answer came back through the gateway
+    assert "error" not in result.stdout
+
+
+def test_configure_example_runs_as_written(fake_session: Fake, tmp_path: Path) -> None:
+    [(_, code)] = readme.blocks("configure")
+    port = processes.free_port()
+    code = code.strip().replace("--port 9000", f"--port {port}")
+    env = {**os.environ, **processes.gateway_env(fake_session.url, tmp_path)}
+    del env["GATEWAY_UPSTREAM_URL"], env["GATEWAY_MODEL_DEFAULT"]
+    process = subprocess.Popen(["bash", "-c", code], cwd=processes.ROOT, env=env, start_new_session=True)
+    try:
+        processes.wait_for(f"http://127.0.0.1:{port}/health", process, timeout=120)
+        status = httpx.get(f"http://127.0.0.1:{port}/status").json()
+    finally:
+        os.killpg(process.pid, signal.SIGTERM)
+        process.wait(timeout=30)
+    assert status["upstream"]["url"] == "http://gpu-box:11434"
+    assert status["model"]["context_window"] == 16384
+
+
+def test_benchmark_command_runs_as_written() -> None:
+    [(_, code)] = readme.blocks("bench")
+    result = subprocess.run(
+        ["bash", "-c", code.strip()], cwd=processes.ROOT, capture_output=True, text=True, timeout=600
+    )
+    assert result.returncode == 0, result.stderr
+    assert "gateway (memory off)" in result.stdout
+    assert "fake Ollama directly" in result.stdout
