@@ -23,6 +23,7 @@ from gateway.ollama import Ollama
 from gateway.routes.docs import redoc, swagger_ui
 from gateway.routes.openai import OpenAIController
 from gateway.routes.status import StatusController
+from gateway.transport import transport_for
 
 log = logging.getLogger(__name__)
 
@@ -36,7 +37,8 @@ def create_app(settings: Settings, *, transport: httpx.AsyncBaseTransport | None
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
         timeout = httpx.Timeout(settings.upstream.timeout_s, connect=5.0)
         limits = httpx.Limits(max_connections=256, max_keepalive_connections=64)
-        async with httpx.AsyncClient(timeout=timeout, limits=limits, transport=transport) as client:
+        upstream = transport or transport_for(settings.upstream.url)
+        async with httpx.AsyncClient(timeout=timeout, limits=limits, transport=upstream) as client:
             ollama = Ollama(client, settings.upstream.url)
             app.state.ollama = ollama
             app.state.chat = Chat(ollama, settings.model, settings.upstream)
