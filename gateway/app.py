@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -23,6 +24,7 @@ from gateway.ollama import Ollama
 from gateway.routes.docs import redoc, swagger_ui
 from gateway.routes.openai import OpenAIController
 from gateway.routes.status import StatusController
+from gateway.tokens import load_counter
 from gateway.transport import transport_for
 
 log = logging.getLogger(__name__)
@@ -37,11 +39,13 @@ def create_app(settings: Settings, *, transport: httpx.AsyncBaseTransport | None
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
         timeout = httpx.Timeout(settings.upstream.timeout_s, connect=5.0)
         limits = httpx.Limits(max_connections=256, max_keepalive_connections=64)
+        count, tokenizer = await asyncio.to_thread(load_counter, settings.model.tokenizer)
+        app.state.tokenizer = tokenizer
         upstream = transport or transport_for(settings.upstream.url)
         async with httpx.AsyncClient(timeout=timeout, limits=limits, transport=upstream) as client:
             ollama = Ollama(client, settings.upstream.url)
             app.state.ollama = ollama
-            app.state.chat = Chat(ollama, settings.model, settings.upstream)
+            app.state.chat = Chat(ollama, settings.model, settings.upstream, count)
             log.info("gateway %s in front of Ollama at %s", __version__, settings.upstream.url)
             yield
 

@@ -11,11 +11,13 @@ from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack
 from typing import Any
 
-from gateway import translate
+from gateway import prompt, tokens, translate
 from gateway.config import ModelSettings, UpstreamSettings
 from gateway.errors import GatewayError, UpstreamError, error_envelope
 from gateway.ollama import Ollama, OllamaChatChunk
-from gateway.protocol import ChatCompletion, ChatCompletionRequest, chunk_encoder
+from gateway.prompt import Budget
+from gateway.protocol import ChatCompletion, ChatCompletionRequest, ChatMessage, chunk_encoder
+from gateway.tokens import Count
 
 log = logging.getLogger(__name__)
 
@@ -27,20 +29,38 @@ def sse(payload: bytes) -> bytes:
 
 
 class Chat:
-    def __init__(self, ollama: Ollama, model: ModelSettings, upstream: UpstreamSettings) -> None:
+    def __init__(self, ollama: Ollama, model: ModelSettings, upstream: UpstreamSettings, count: Count) -> None:
         self._ollama = ollama
         self._model = model
         self._keep_alive = upstream.keep_alive
+        self._count = count
 
     def model_for(self, request: ChatCompletionRequest) -> str:
         return request.model or self._model.default
 
+    def assemble(self, request: ChatCompletionRequest) -> tuple[list[ChatMessage], Budget]:
+        """The messages to forward, fitted to the context window less the completion reserve."""
+        reserve = prompt.reserve_for(
+            request.max_completion_tokens or request.max_tokens, self._model.reserve_completion
+        )
+        return prompt.fit(
+            request.messages,
+            window=self._model.context_window,
+            reserve=reserve,
+            count=self._count,
+            tools=tokens.tools_tokens(self._count, request.tools),
+        )
+
     def _body(self, request: ChatCompletionRequest) -> dict[str, Any]:
+        messages, budget = self.assemble(request)
+        if budget.trimmed:
+            log.info("trimmed %d old messages to fit %d tokens", budget.trimmed, budget.limit)
         return translate.chat_body(
             request,
             model=self.model_for(request),
             num_ctx=self._model.context_window,
             keep_alive=self._keep_alive,
+            messages=messages,
         )
 
     async def complete(self, request: ChatCompletionRequest) -> ChatCompletion:

@@ -2,7 +2,8 @@
 
 GatewayError
 ├── InvalidRequest                400 invalid_request_error
-│   └── UnsupportedParameter      400 invalid_request_error / unsupported_parameter
+│   ├── UnsupportedParameter      400 invalid_request_error / unsupported_parameter
+│   └── ContextLengthExceeded     400 invalid_request_error / context_length_exceeded
 ├── ModelNotFound                 404 invalid_request_error / model_not_found
 ├── PayloadTooLarge               413 invalid_request_error / payload_too_large
 └── UpstreamError                 502 upstream_error
@@ -43,6 +44,18 @@ class UnsupportedParameter(InvalidRequest):
 
     def __init__(self, param: str, why: str) -> None:
         super().__init__(f"`{param}` is not supported: {why}", param=param)
+
+
+class ContextLengthExceeded(InvalidRequest):
+    code = "context_length_exceeded"
+
+    def __init__(self, *, window: int, reserve: int, needed: int) -> None:
+        super().__init__(
+            f"This model's context window is {window} tokens, {reserve} of them kept for the answer; "
+            f"the system prompt and the newest message alone need {needed}. Shorten the message, "
+            "or lower max_tokens.",
+            param="messages",
+        )
 
 
 class ModelNotFound(GatewayError):

@@ -57,12 +57,19 @@ def check_supported(request: ChatCompletionRequest) -> None:
         raise UnsupportedParameter("logit_bias", "Ollama has no logit bias.")
 
 
-def chat_body(request: ChatCompletionRequest, *, model: str, num_ctx: int, keep_alive: str) -> dict[str, Any]:
-    """The `/api/chat` body for an OpenAI chat request."""
+def chat_body(
+    request: ChatCompletionRequest,
+    *,
+    model: str,
+    num_ctx: int,
+    keep_alive: str,
+    messages: list[ChatMessage] | None = None,
+) -> dict[str, Any]:
+    """The `/api/chat` body for an OpenAI chat request (with `messages` in place of the request's, if given)."""
     check_supported(request)
     body: dict[str, Any] = {
         "model": model,
-        "messages": ollama_messages(request.messages),
+        "messages": ollama_messages(request.messages if messages is None else messages),
         "stream": request.stream,
         "options": _options(request, num_ctx),
         "keep_alive": request.keep_alive if request.keep_alive is not None else keep_alive,

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from typing import Any
 
@@ -7,6 +8,11 @@ import httpx
 import pytest
 
 from tests import processes
+
+# Machines without internet keep tiktoken's encodings beside the repository (CI sets this too).
+_SHARED_TIKTOKEN = processes.ROOT.parent / "shared" / "tiktoken"
+if _SHARED_TIKTOKEN.is_dir():
+    os.environ.setdefault("TIKTOKEN_CACHE_DIR", str(_SHARED_TIKTOKEN))
 
 
 class Fake:

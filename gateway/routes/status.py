@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 
 from litestar import Controller, get
+from litestar.datastructures import State
 from msgspec import Struct
 
 from gateway import __version__
@@ -47,7 +48,7 @@ class StatusController(Controller):
         return Health()
 
     @get("/status", summary="Version, upstream reachability, models and context window")
-    async def status(self, ollama: Ollama, settings: Settings) -> Status:
+    async def status(self, ollama: Ollama, settings: Settings, state: State) -> Status:
         version, tags = await asyncio.gather(ollama.version(), ollama.tags(), return_exceptions=True)
         upstream = UpstreamStatus(url=ollama.url, reachable=isinstance(version, str))
         if isinstance(version, str):
@@ -66,7 +67,7 @@ class StatusController(Controller):
                 present=_present(model.default, names) if upstream.reachable else None,
                 context_window=model.context_window,
                 reserve_completion=model.reserve_completion,
-                tokenizer=model.tokenizer,
+                tokenizer=state.tokenizer,
             ),
             models=names,
         )
