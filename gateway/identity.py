@@ -1,0 +1,72 @@
+"""Who is asking, in which conversation, and what memory may do for this request (pure)."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping
+from typing import Literal
+
+from msgspec import Struct
+
+from gateway.config import IdentitySettings
+from gateway.errors import InvalidRequest
+from gateway.protocol import ChatMessage, TextContentPart
+
+MemoryMode = Literal["on", "read", "off"]
+MEMORY_HEADER = "x-memory"
+HOUSEKEEPING = "### Task:"  # Open WebUI's title, tag and follow-up prompts
+
+
+class Identity(Struct, frozen=True):
+    user: str
+    conversation: str
+    mode: MemoryMode
+
+
+def identify(
+    headers: Mapping[str, str],
+    messages: list[ChatMessage],
+    settings: IdentitySettings,
+    *,
+    body_user: str | None = None,
+    key_user: str | None = None,
+) -> Identity:
+    """User: the API key's, else a trusted header, else the body's `user`, else the default.
+
+    Conversation: a conversation header, else a fingerprint of the conversation's opening messages, which
+    stay the same as a client resends a growing history.
+    """
+    user = key_user or _first_header(headers, settings.user_headers) or body_user or settings.default_user
+    conversation = _first_header(headers, settings.conversation_headers) or fingerprint(user, messages)
+    return Identity(user=user, conversation=conversation, mode=memory_mode(headers, messages))
+
+
+def memory_mode(headers: Mapping[str, str], messages: list[ChatMessage]) -> MemoryMode:
+    if any(text_of(m).lstrip().startswith(HOUSEKEEPING) for m in messages if m.role == "user"):
+        return "off"
+    value = headers.get(MEMORY_HEADER, "on").strip().lower()
+    if value not in ("on", "read", "off"):
+        raise InvalidRequest(f"X-Memory must be on, read or off, not {value!r}", param="X-Memory")
+    return value  # type: ignore[return-value]
+
+
+def fingerprint(user: str, messages: list[ChatMessage]) -> str:
+    """A stable id from the user, the system prompt and the first user message."""
+    system = next((text_of(m) for m in messages if m.role in ("system", "developer")), "")
+    first = next((text_of(m) for m in messages if m.role == "user"), "")
+    digest = hashlib.sha256("\x1f".join((user, system, first)).encode()).hexdigest()
+    return "fp-" + digest[:20]
+
+
+def text_of(message: ChatMessage) -> str:
+    if isinstance(message.content, str):
+        return message.content
+    return "\n".join(part.text for part in message.content or () if isinstance(part, TextContentPart))
+
+
+def _first_header(headers: Mapping[str, str], names: list[str]) -> str | None:
+    for name in names:
+        value = headers.get(name.lower(), "").strip()
+        if value:
+            return value
+    return None

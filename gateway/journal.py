@@ -1,0 +1,168 @@
+"""The journal: every remembered turn in SQLite (WAL), the source of truth for the vector index.
+
+One aiosqlite connection. Each turn is one transaction: the turn row, a row per remembered message, and an
+outbox row per message until the index has it. Schema changes are ordered steps under `PRAGMA user_version`.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Literal
+
+import aiosqlite
+from msgspec import Struct
+
+TurnStatus = Literal["complete", "partial"]
+
+MIGRATIONS: list[str] = [
+    # 1: turns, the messages they remember, and the outbox of messages not yet indexed
+    """
+    CREATE TABLE turns (
+        id INTEGER PRIMARY KEY,
+        user TEXT NOT NULL,
+        conversation TEXT NOT NULL,
+        created_at REAL NOT NULL,
+        model TEXT NOT NULL,
+        status TEXT NOT NULL CHECK (status IN ('complete', 'partial')),
+        prompt_tokens INTEGER NOT NULL,
+        completion_tokens INTEGER NOT NULL,
+        latency_ms INTEGER NOT NULL,
+        injected TEXT NOT NULL DEFAULT '[]'
+    );
+    CREATE TABLE messages (
+        id INTEGER PRIMARY KEY,
+        turn_id INTEGER REFERENCES turns(id) ON DELETE CASCADE,
+        user TEXT NOT NULL,
+        conversation TEXT NOT NULL,
+        role TEXT NOT NULL,
+        kind TEXT NOT NULL DEFAULT 'message',
+        text TEXT NOT NULL,
+        created_at REAL NOT NULL
+    );
+    CREATE INDEX messages_by_conversation ON messages(user, conversation, id);
+    CREATE TABLE outbox (message_id INTEGER PRIMARY KEY REFERENCES messages(id) ON DELETE CASCADE);
+    """,
+]
+
+
+class Turn(Struct, kw_only=True):
+    """One exchange to remember: the new user message and the answer it got."""
+
+    user: str
+    conversation: str
+    model: str
+    question: str
+    answer: str
+    status: TurnStatus = "complete"
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    latency_ms: int = 0
+    injected: list[int] = []
+    created_at: float = 0.0
+
+
+class StoredMessage(Struct):
+    id: int
+    user: str
+    conversation: str
+    role: str
+    kind: str
+    text: str
+    created_at: float
+
+
+class Journal:
+    def __init__(self, db: aiosqlite.Connection) -> None:
+        self._db = db
+
+    @classmethod
+    async def open(cls, path: Path) -> Journal:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        db = await aiosqlite.connect(path)
+        try:
+            # WAL: readers never wait for the writer; FULL: a turn the client was told of survives power loss.
+            await db.execute("PRAGMA journal_mode=WAL")
+            await db.execute("PRAGMA synchronous=FULL")
+            await db.execute("PRAGMA foreign_keys=ON")
+            await migrate(db)
+        except BaseException:
+            await db.close()
+            raise
+        return cls(db)
+
+    async def close(self) -> None:
+        await self._db.close()
+
+    async def record(self, turn: Turn) -> list[int]:
+        """Store a turn and queue its messages for indexing; returns the message ids."""
+        when = turn.created_at or time.time()
+        cursor = await self._db.execute(
+            "INSERT INTO turns (user, conversation, created_at, model, status, prompt_tokens, completion_tokens,"
+            " latency_ms, injected) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                turn.user,
+                turn.conversation,
+                when,
+                turn.model,
+                turn.status,
+                turn.prompt_tokens,
+                turn.completion_tokens,
+                turn.latency_ms,
+                json.dumps(turn.injected),
+            ),
+        )
+        turn_id = cursor.lastrowid
+        ids = []
+        for role, text in (("user", turn.question), ("assistant", turn.answer)):
+            if not text:
+                continue
+            cursor = await self._db.execute(
+                "INSERT INTO messages (turn_id, user, conversation, role, text, created_at) VALUES (?, ?, ?, ?, ?, ?)",
+                (turn_id, turn.user, turn.conversation, role, text, when),
+            )
+            assert cursor.lastrowid is not None
+            ids.append(cursor.lastrowid)
+        await self._db.executemany("INSERT INTO outbox (message_id) VALUES (?)", [(i,) for i in ids])
+        await self._db.commit()
+        return ids
+
+    async def recent(self, user: str, conversation: str, limit: int) -> list[StoredMessage]:
+        """The newest `limit` messages of a conversation, oldest first."""
+        rows = await self._db.execute_fetchall(
+            "SELECT id, user, conversation, role, kind, text, created_at FROM messages"
+            " WHERE user = ? AND conversation = ? ORDER BY id DESC LIMIT ?",
+            (user, conversation, limit),
+        )
+        return [StoredMessage(*row) for row in reversed(list(rows))]
+
+    async def pending(self, limit: int = 256) -> list[StoredMessage]:
+        """Messages in the outbox, oldest first: what the index does not have yet."""
+        rows = await self._db.execute_fetchall(
+            "SELECT m.id, m.user, m.conversation, m.role, m.kind, m.text, m.created_at"
+            " FROM outbox o JOIN messages m ON m.id = o.message_id ORDER BY o.message_id LIMIT ?",
+            (limit,),
+        )
+        return [StoredMessage(*row) for row in rows]
+
+    async def indexed(self, ids: list[int]) -> None:
+        await self._db.executemany("DELETE FROM outbox WHERE message_id = ?", [(i,) for i in ids])
+        await self._db.commit()
+
+    async def counts(self) -> dict[str, int]:
+        rows = await self._db.execute_fetchall(
+            "SELECT (SELECT count(*) FROM turns), (SELECT count(*) FROM messages), (SELECT count(*) FROM outbox)"
+        )
+        turns, messages, outbox = next(iter(rows))
+        return {"turns": turns, "messages": messages, "outbox": outbox}
+
+
+async def migrate(db: aiosqlite.Connection) -> int:
+    """Apply the steps this database has not seen, each in its own transaction; returns the new version."""
+    version: int = next(iter(await db.execute_fetchall("PRAGMA user_version")))[0]
+    if version > len(MIGRATIONS):
+        raise RuntimeError(f"journal schema {version} is newer than this gateway knows ({len(MIGRATIONS)})")
+    for step, script in enumerate(MIGRATIONS[version:], start=version + 1):
+        await db.executescript(f"BEGIN;\n{script}\nPRAGMA user_version = {step};\nCOMMIT;")
+    return len(MIGRATIONS)

@@ -1,0 +1,56 @@
+"""Identity, conversation and memory mode, on literal values."""
+
+from __future__ import annotations
+
+import msgspec
+import pytest
+
+from gateway.config import IdentitySettings
+from gateway.errors import InvalidRequest
+from gateway.identity import fingerprint, identify
+from gateway.protocol import ChatMessage
+
+SETTINGS = IdentitySettings()
+
+
+def msgs(*texts: str) -> list[ChatMessage]:
+    roles = ["system", "user", "assistant", "user", "assistant"]
+    return [ChatMessage(role=roles[i], content=text) for i, text in enumerate(texts)]  # type: ignore[arg-type]
+
+
+def test_user_precedence() -> None:
+    history = msgs("sys", "hello")
+    headers = {"x-openwebui-user-id": "webui-7", "x-user-id": "other"}
+    assert identify(headers, history, SETTINGS, body_user="body", key_user="key").user == "key"
+    assert identify(headers, history, SETTINGS, body_user="body").user == "webui-7"
+    assert identify({"x-user-id": "u2"}, history, SETTINGS, body_user="body").user == "u2"
+    assert identify({}, history, SETTINGS, body_user="body").user == "body"
+    assert identify({}, history, SETTINGS).user == "default"
+
+
+def test_conversation_from_header_else_a_stable_fingerprint() -> None:
+    assert identify({"x-conversation-id": "chat-1"}, msgs("s", "hi"), SETTINGS).conversation == "chat-1"
+    first = identify({}, msgs("s", "hi"), SETTINGS).conversation
+    later = identify({}, msgs("s", "hi", "hello!", "how are you?"), SETTINGS).conversation
+    assert first == later
+    assert first.startswith("fp-")
+    assert identify({}, msgs("s", "another opening"), SETTINGS).conversation != first
+    assert fingerprint("ann", msgs("s", "hi")) != fingerprint("bob", msgs("s", "hi"))
+
+
+@pytest.mark.parametrize(("header", "mode"), [(None, "on"), ("read", "read"), ("OFF", "off"), (" on ", "on")])
+def test_memory_mode(header: str | None, mode: str) -> None:
+    headers = {"x-memory": header} if header else {}
+    assert identify(headers, msgs("s", "hi"), SETTINGS).mode == mode
+
+
+def test_bad_memory_header_is_400() -> None:
+    with pytest.raises(InvalidRequest, match="X-Memory"):
+        identify({"x-memory": "maybe"}, msgs("s", "hi"), SETTINGS)
+
+
+def test_open_webui_housekeeping_turns_memory_off() -> None:
+    task = msgspec.convert(
+        {"role": "user", "content": "### Task:\nGenerate a concise title for the chat history."}, ChatMessage
+    )
+    assert identify({"x-memory": "on"}, [task], SETTINGS).mode == "off"

@@ -1,0 +1,76 @@
+"""The journal on a real SQLite file."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from gateway.journal import MIGRATIONS, Journal, Turn
+
+
+def turn(question: str, answer: str = "ok", *, user: str = "ann", conversation: str = "c1", **extra: object) -> Turn:
+    return Turn(user=user, conversation=conversation, model="qwen3:4b", question=question, answer=answer, **extra)  # type: ignore[arg-type]
+
+
+async def test_a_turn_is_two_messages_queued_for_the_index(tmp_path: Path) -> None:
+    journal = await Journal.open(tmp_path / "data" / "journal.db")
+    try:
+        ids = await journal.record(turn("my sister is called Maud", "Noted.", prompt_tokens=12, completion_tokens=2))
+        assert len(ids) == 2
+        assert [(m.role, m.text) for m in await journal.pending()] == [
+            ("user", "my sister is called Maud"),
+            ("assistant", "Noted."),
+        ]
+        await journal.indexed(ids[:1])
+        assert [m.id for m in await journal.pending()] == ids[1:]
+        assert await journal.counts() == {"turns": 1, "messages": 2, "outbox": 1}
+    finally:
+        await journal.close()
+
+
+async def test_recent_is_per_user_and_conversation_oldest_first(tmp_path: Path) -> None:
+    journal = await Journal.open(tmp_path / "journal.db")
+    try:
+        for i in range(3):
+            await journal.record(turn(f"q{i}", f"a{i}"))
+        await journal.record(turn("other conversation", conversation="c2"))
+        await journal.record(turn("other user", user="bob"))
+        assert [m.text for m in await journal.recent("ann", "c1", 4)] == ["q1", "a1", "q2", "a2"]
+    finally:
+        await journal.close()
+
+
+async def test_partial_turns_and_empty_answers(tmp_path: Path) -> None:
+    journal = await Journal.open(tmp_path / "journal.db")
+    try:
+        ids = await journal.record(turn("cut short", "", status="partial"))
+        assert len(ids) == 1
+    finally:
+        await journal.close()
+    with sqlite3.connect(tmp_path / "journal.db") as db:
+        assert db.execute("SELECT status FROM turns").fetchall() == [("partial",)]
+
+
+async def test_reopening_keeps_everything_and_migrates_once(tmp_path: Path) -> None:
+    path = tmp_path / "journal.db"
+    journal = await Journal.open(path)
+    await journal.record(turn("remember me"))
+    await journal.close()
+    journal = await Journal.open(path)
+    try:
+        assert (await journal.counts())["messages"] == 2
+    finally:
+        await journal.close()
+    with sqlite3.connect(path) as db:
+        assert db.execute("PRAGMA user_version").fetchone() == (len(MIGRATIONS),)
+        assert db.execute("PRAGMA journal_mode").fetchone() == ("wal",)
+
+
+async def test_a_journal_from_a_newer_gateway_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "journal.db"
+    with sqlite3.connect(path) as db:
+        db.execute(f"PRAGMA user_version = {len(MIGRATIONS) + 1}")
+    with pytest.raises(RuntimeError, match="newer"):
+        await Journal.open(path)
