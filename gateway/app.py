@@ -6,6 +6,7 @@ import asyncio
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -20,6 +21,7 @@ from gateway import __version__
 from gateway.chat import Chat
 from gateway.config import Settings
 from gateway.errors import GatewayError, error_envelope
+from gateway.journal import Journal
 from gateway.ollama import Ollama
 from gateway.routes.docs import redoc, swagger_ui
 from gateway.routes.openai import OpenAIController
@@ -42,12 +44,26 @@ def create_app(settings: Settings, *, transport: httpx.AsyncBaseTransport | None
         count, tokenizer = await asyncio.to_thread(load_counter, settings.model.tokenizer)
         app.state.tokenizer = tokenizer
         upstream = transport or transport_for(settings.upstream.url)
-        async with httpx.AsyncClient(timeout=timeout, limits=limits, transport=upstream) as client:
-            ollama = Ollama(client, settings.upstream.url)
-            app.state.ollama = ollama
-            app.state.chat = Chat(ollama, settings.model, settings.upstream, count)
-            log.info("gateway %s in front of Ollama at %s", __version__, settings.upstream.url)
-            yield
+        journal = await Journal.open(Path(settings.memory.data_dir) / "journal.db")
+        try:
+            async with httpx.AsyncClient(timeout=timeout, limits=limits, transport=upstream) as client:
+                ollama = Ollama(client, settings.upstream.url)
+                chat = Chat(
+                    ollama,
+                    journal,
+                    count,
+                    model=settings.model,
+                    upstream=settings.upstream,
+                    identity=settings.identity,
+                )
+                app.state.update(ollama=ollama, chat=chat, journal=journal)
+                log.info("gateway %s in front of Ollama at %s", __version__, settings.upstream.url)
+                try:
+                    yield
+                finally:
+                    await chat.drain()
+        finally:
+            await journal.close()
 
     return Litestar(
         route_handlers=[OpenAIController, StatusController, swagger_ui, redoc],

@@ -1,22 +1,25 @@
-"""The flow of one chat request: build the Ollama call, run it, translate the answer.
+"""The flow of one chat request: who asks, fit the prompt, run it on Ollama, translate, remember the turn.
 
-This is the one place that knows the order of things; recall, prompt assembly and remembering the turn
-join the flow here.
+This is the one place that knows the order of things; recall joins the flow here.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
-from collections.abc import AsyncIterator
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import AsyncExitStack
 from typing import Any
 
 from gateway import prompt, tokens, translate
-from gateway.config import ModelSettings, UpstreamSettings
+from gateway.config import IdentitySettings, ModelSettings, UpstreamSettings
 from gateway.errors import GatewayError, UpstreamError, error_envelope
+from gateway.identity import Identity, identify, text_of
+from gateway.journal import Journal, Turn, TurnStatus
 from gateway.ollama import Ollama, OllamaChatChunk
 from gateway.prompt import Budget
-from gateway.protocol import ChatCompletion, ChatCompletionRequest, ChatMessage, chunk_encoder
+from gateway.protocol import ChatCompletion, ChatCompletionRequest, ChatMessage, CompletionUsage, chunk_encoder
 from gateway.tokens import Count
 
 log = logging.getLogger(__name__)
@@ -29,24 +32,37 @@ def sse(payload: bytes) -> bytes:
 
 
 class Chat:
-    def __init__(self, ollama: Ollama, model: ModelSettings, upstream: UpstreamSettings, count: Count) -> None:
+    def __init__(
+        self,
+        ollama: Ollama,
+        journal: Journal,
+        count: Count,
+        *,
+        model: ModelSettings,
+        upstream: UpstreamSettings,
+        identity: IdentitySettings,
+    ) -> None:
         self._ollama = ollama
+        self._journal = journal
+        self._count = count
         self._model = model
         self._keep_alive = upstream.keep_alive
-        self._count = count
+        self._identity = identity
+        self._background: set[asyncio.Task[None]] = set()
 
     def model_for(self, request: ChatCompletionRequest) -> str:
         return request.model or self._model.default
 
+    def identify(self, request: ChatCompletionRequest, headers: Mapping[str, str]) -> Identity:
+        return identify(headers, request.messages, self._identity, body_user=request.user)
+
     def assemble(self, request: ChatCompletionRequest) -> tuple[list[ChatMessage], Budget]:
         """The messages to forward, fitted to the context window less the completion reserve."""
-        reserve = prompt.reserve_for(
-            request.max_completion_tokens or request.max_tokens, self._model.reserve_completion
-        )
+        limit = request.max_completion_tokens or request.max_tokens
         return prompt.fit(
             request.messages,
             window=self._model.context_window,
-            reserve=reserve,
+            reserve=prompt.reserve_for(limit, self._model.reserve_completion),
             count=self._count,
             tools=tokens.tools_tokens(self._count, request.tools),
         )
@@ -63,12 +79,19 @@ class Chat:
             messages=messages,
         )
 
-    async def complete(self, request: ChatCompletionRequest) -> ChatCompletion:
+    async def complete(self, request: ChatCompletionRequest, headers: Mapping[str, str]) -> ChatCompletion:
+        who = self.identify(request, headers)
+        started = time.monotonic()
         answer = await self._ollama.chat(self._body(request))
-        return translate.completion(answer, model=self.model_for(request))
+        completion = translate.completion(answer, model=self.model_for(request))
+        text = completion.choices[0].message.content or ""
+        await self.remember(who, request, text, completion.usage, started, "complete")
+        return completion
 
-    async def stream(self, request: ChatCompletionRequest) -> SSEStream:
+    async def stream(self, request: ChatCompletionRequest, headers: Mapping[str, str]) -> SSEStream:
         """Open the upstream stream and read its first chunk, so that a failure is still an HTTP status."""
+        who = self.identify(request, headers)
+        started = time.monotonic()
         translator = translate.ChunkTranslator(
             self.model_for(request),
             include_usage=bool(request.stream_options and request.stream_options.include_usage),
@@ -82,14 +105,60 @@ class Chat:
         except BaseException:
             await stack.aclose()
             raise
-        return SSEStream(stack, first, chunks, translator)
+
+        async def finish(text: str, usage: CompletionUsage | None, status: TurnStatus) -> None:
+            await self.remember(who, request, text, usage, started, status)
+
+        return SSEStream(stack, first, chunks, translator, finish, self.in_background)
+
+    async def remember(
+        self,
+        who: Identity,
+        request: ChatCompletionRequest,
+        answer: str,
+        usage: CompletionUsage | None,
+        started: float,
+        status: TurnStatus,
+    ) -> None:
+        """Journal the turn; a memory failure is logged, never turned into a failed chat."""
+        newest = request.messages[-1]
+        question = text_of(newest) if newest.role == "user" else ""
+        if who.mode != "on" or not (question or answer):
+            return
+        turn = Turn(
+            user=who.user,
+            conversation=who.conversation,
+            model=self.model_for(request),
+            question=question,
+            answer=answer,
+            status=status,
+            prompt_tokens=usage.prompt_tokens if usage else 0,
+            completion_tokens=usage.completion_tokens if usage else 0,
+            latency_ms=round((time.monotonic() - started) * 1000),
+        )
+        try:
+            await self._journal.record(turn)
+        except Exception:  # the answer is already the client's; losing the turn is logged loudly
+            log.exception("could not journal a turn of user %s", who.user)
+
+    def in_background(self, work: Awaitable[None]) -> None:
+        """Run `work` outside the request's cancel scope (a disconnected client's turn is still journaled)."""
+        task = asyncio.ensure_future(work)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    async def drain(self) -> None:
+        """Wait for background work; called at shutdown before the journal closes."""
+        while self._background:
+            await asyncio.gather(*self._background, return_exceptions=True)
 
 
 class SSEStream:
     """The SSE frames of one streamed answer. It owns the upstream response until `aclose`.
 
-    A failure after the first byte can no longer change the status: it goes out in-band as an OpenAI
-    error frame, followed by `[DONE]`.
+    A failure after the first byte can no longer change the status: it goes out in-band as an OpenAI error
+    frame, then `[DONE]`. The turn is journaled before `[DONE]`; cut short (upstream failure, or a client
+    that went away) it is journaled as partial, with what was said so far.
     """
 
     def __init__(
@@ -98,32 +167,62 @@ class SSEStream:
         first: OllamaChatChunk,
         chunks: AsyncIterator[OllamaChatChunk],
         translator: translate.ChunkTranslator,
+        finish: Callable[[str, CompletionUsage | None, TurnStatus], Awaitable[None]],
+        schedule: Callable[[Awaitable[None]], None],
     ) -> None:
         self._stack = stack
         self._first = first
         self._chunks = chunks
         self._translator = translator
+        self._finish = finish
+        self._schedule = schedule
+        self._text: list[str] = []
+        self._usage: CompletionUsage | None = None
+        self._finished = False
 
     def __aiter__(self) -> AsyncIterator[bytes]:
         return self._frames()
 
     async def _frames(self) -> AsyncIterator[bytes]:
+        status: TurnStatus = "partial"
         try:
-            for frame in self._translator.translate(self._first):
-                yield sse(chunk_encoder.encode(frame))
+            for frame in self._relay(self._first):
+                yield frame
             async for chunk in self._chunks:
-                for frame in self._translator.translate(chunk):
-                    yield sse(chunk_encoder.encode(frame))
+                for frame in self._relay(chunk):
+                    yield frame
+            status = "complete"
         except GatewayError as exc:
             log.warning("stream failed after it started: %s", exc.message)
             yield sse(chunk_encoder.encode(exc.envelope()))
         except Exception:  # the response has started: tell the client in-band rather than cut it
             log.exception("stream failed after it started")
             yield sse(chunk_encoder.encode(error_envelope("internal error while streaming", "server_error")))
+        except BaseException:  # cancelled or closed: the client went away; no awaiting here
+            self._abandon()
+            raise
         finally:
-            await self.aclose()
+            await self._stack.aclose()
+        await self._record(status)
         yield DONE
 
+    def _relay(self, chunk: OllamaChatChunk) -> list[bytes]:
+        if chunk.message and chunk.message.content:
+            self._text.append(chunk.message.content)
+        if chunk.done:
+            self._usage = translate.usage(chunk)
+        return [sse(chunk_encoder.encode(frame)) for frame in self._translator.translate(chunk)]
+
+    async def _record(self, status: TurnStatus) -> None:
+        if not self._finished:
+            self._finished = True
+            await self._finish("".join(self._text), self._usage, status)
+
+    def _abandon(self) -> None:
+        if not self._finished:
+            self._schedule(self._record("partial"))
+
     async def aclose(self) -> None:
-        """Close the upstream response (idempotent); run when the stream ends or the client goes away."""
+        """Close the upstream response and journal an unfinished turn as partial (idempotent)."""
         await self._stack.aclose()
+        self._abandon()

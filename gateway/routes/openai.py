@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from litestar import Controller, Response, get, post
+from typing import Any
+
+from litestar import Controller, Request, Response, get, post
 from litestar.background_tasks import BackgroundTask
 from litestar.openapi.datastructures import ResponseSpec
 from litestar.response import Stream
@@ -44,12 +46,14 @@ class OpenAIController(Controller):
             **error_responses(400, 404, 413, 502, 503, 504),
         },
     )
-    async def chat_completions(self, data: ChatCompletionRequest, chat: Chat) -> Response[ChatCompletion] | Stream:
+    async def chat_completions(
+        self, data: ChatCompletionRequest, chat: Chat, request: Request[Any, Any, Any]
+    ) -> Response[ChatCompletion] | Stream:
         # Annotated as a Response so the route sets no media type: Litestar would let a route's JSON
         # override the Stream's text/event-stream.
         if not data.stream:
-            return Response(await chat.complete(data))
-        frames = await chat.stream(data)
+            return Response(await chat.complete(data, request.headers))
+        frames = await chat.stream(data, request.headers)
         return Stream(
             frames,
             media_type="text/event-stream",
