@@ -25,6 +25,7 @@ from gateway.tokens import Count
 log = logging.getLogger(__name__)
 
 DONE = b"data: [DONE]\n\n"
+STATEFUL_HISTORY = 200  # journal messages offered to the budget for a client that sends only the new one
 
 
 def sse(payload: bytes) -> bytes:
@@ -56,19 +57,31 @@ class Chat:
     def identify(self, request: ChatCompletionRequest, headers: Mapping[str, str]) -> Identity:
         return identify(headers, request.messages, self._identity, body_user=request.user)
 
-    def assemble(self, request: ChatCompletionRequest) -> tuple[list[ChatMessage], Budget]:
+    async def assemble(self, request: ChatCompletionRequest, who: Identity) -> tuple[list[ChatMessage], Budget]:
         """The messages to forward, fitted to the context window less the completion reserve."""
         limit = request.max_completion_tokens or request.max_tokens
         return prompt.fit(
-            request.messages,
+            await self._with_history(request.messages, who),
             window=self._model.context_window,
             reserve=prompt.reserve_for(limit, self._model.reserve_completion),
             count=self._count,
             tools=tokens.tools_tokens(self._count, request.tools),
         )
 
-    def _body(self, request: ChatCompletionRequest) -> dict[str, Any]:
-        messages, budget = self.assemble(request)
+    async def _with_history(self, messages: list[ChatMessage], who: Identity) -> list[ChatMessage]:
+        """For a client that names its conversation and sends only the new message: the turns before it."""
+        if not who.named or who.mode == "off" or any(m.role not in prompt.SYSTEM_ROLES for m in messages[:-1]):
+            return messages
+        try:
+            earlier = await self._journal.recent(who.user, who.conversation, STATEFUL_HISTORY)
+        except Exception:  # memory failing never fails the chat
+            log.exception("could not read the history of conversation %s", who.conversation)
+            return messages
+        history = [ChatMessage(role="assistant" if m.role == "assistant" else "user", content=m.text) for m in earlier]
+        return messages[:-1] + history + messages[-1:]
+
+    async def _body(self, request: ChatCompletionRequest, who: Identity) -> dict[str, Any]:
+        messages, budget = await self.assemble(request, who)
         if budget.trimmed:
             log.info("trimmed %d old messages to fit %d tokens", budget.trimmed, budget.limit)
         return translate.chat_body(
@@ -82,7 +95,7 @@ class Chat:
     async def complete(self, request: ChatCompletionRequest, headers: Mapping[str, str]) -> ChatCompletion:
         who = self.identify(request, headers)
         started = time.monotonic()
-        answer = await self._ollama.chat(self._body(request))
+        answer = await self._ollama.chat(await self._body(request, who))
         completion = translate.completion(answer, model=self.model_for(request))
         text = completion.choices[0].message.content or ""
         await self.remember(who, request, text, completion.usage, started, "complete")
@@ -98,7 +111,7 @@ class Chat:
         )
         stack = AsyncExitStack()
         try:
-            chunks = await stack.enter_async_context(self._ollama.chat_stream(self._body(request)))
+            chunks = await stack.enter_async_context(self._ollama.chat_stream(await self._body(request, who)))
             first = await anext(chunks, None)
             if first is None:
                 raise UpstreamError("Ollama closed the stream without an answer.")

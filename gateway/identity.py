@@ -21,6 +21,7 @@ class Identity(Struct, frozen=True):
     user: str
     conversation: str
     mode: MemoryMode
+    named: bool = False  # the client named the conversation (a header), rather than us fingerprinting it
 
 
 def identify(
@@ -37,8 +38,13 @@ def identify(
     stay the same as a client resends a growing history.
     """
     user = key_user or _first_header(headers, settings.user_headers) or body_user or settings.default_user
-    conversation = _first_header(headers, settings.conversation_headers) or fingerprint(user, messages)
-    return Identity(user=user, conversation=conversation, mode=memory_mode(headers, messages))
+    named = _first_header(headers, settings.conversation_headers)
+    return Identity(
+        user=user,
+        conversation=named or fingerprint(user, messages),
+        mode=memory_mode(headers, messages),
+        named=named is not None,
+    )
 
 
 def memory_mode(headers: Mapping[str, str], messages: list[ChatMessage]) -> MemoryMode:

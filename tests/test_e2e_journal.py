@@ -107,3 +107,65 @@ def test_nothing_is_journaled_without_memory_on(served: tuple[str, Path], text: 
     conversation = "quiet-" + headers.get("X-Memory", "task")
     assert chat(url, text, conversation, headers=headers).status_code == 200
     assert turns(db, conversation) == []
+
+
+def sent_messages(fake: Fake) -> list[dict[str, Any]]:
+    messages: list[dict[str, Any]] = fake.requests()[-1]["messages"]
+    return messages
+
+
+def test_a_stateful_client_gets_its_conversation_back(served: tuple[str, Path], fake: Fake) -> None:
+    url, _ = served
+    chat(url, "my name is Ann", "stateful")
+    chat(url, "what is my name?", "stateful")
+    assert sent_messages(fake) == [
+        {"role": "user", "content": "my name is Ann"},
+        {"role": "assistant", "content": "echo: my name is Ann"},
+        {"role": "user", "content": "what is my name?"},
+    ]
+    # another user with the same conversation id starts from nothing
+    httpx.post(
+        url + "/v1/chat/completions",
+        json={"messages": [{"role": "user", "content": "who am I?"}]},
+        headers={"X-User-Id": "bob", "X-Conversation-Id": "stateful"},
+    )
+    assert sent_messages(fake) == [{"role": "user", "content": "who am I?"}]
+
+
+def test_history_is_not_added_when_the_client_sends_its_own(served: tuple[str, Path], fake: Fake) -> None:
+    url, _ = served
+    chat(url, "first", "carried")
+    own = [
+        {"role": "system", "content": "be kind"},
+        {"role": "user", "content": "first"},
+        {"role": "assistant", "content": "echo: first"},
+        {"role": "user", "content": "second"},
+    ]
+    httpx.post(
+        url + "/v1/chat/completions",
+        json={"messages": own},
+        headers={"X-User-Id": "ann", "X-Conversation-Id": "carried"},
+    )
+    assert sent_messages(fake) == own
+
+
+def test_a_system_prompt_and_one_message_still_get_history(served: tuple[str, Path], fake: Fake) -> None:
+    url, _ = served
+    chat(url, "remember 42", "with-system")
+    httpx.post(
+        url + "/v1/chat/completions",
+        json={"messages": [{"role": "system", "content": "sys"}, {"role": "user", "content": "what number?"}]},
+        headers={"X-User-Id": "ann", "X-Conversation-Id": "with-system"},
+    )
+    assert [m["content"] for m in sent_messages(fake)] == ["sys", "remember 42", "echo: remember 42", "what number?"]
+
+
+def test_no_history_without_a_named_conversation_or_with_memory_off(served: tuple[str, Path], fake: Fake) -> None:
+    url, _ = served
+    chat(url, "secret", "off-conv")
+    chat(url, "again", "off-conv", headers={"X-Memory": "off"})
+    assert sent_messages(fake) == [{"role": "user", "content": "again"}]
+    body = {"messages": [{"role": "user", "content": "unnamed"}]}
+    httpx.post(url + "/v1/chat/completions", json=body, headers={"X-User-Id": "ann"})
+    httpx.post(url + "/v1/chat/completions", json=body, headers={"X-User-Id": "ann"})
+    assert sent_messages(fake) == [{"role": "user", "content": "unnamed"}]

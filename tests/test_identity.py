@@ -54,3 +54,8 @@ def test_open_webui_housekeeping_turns_memory_off() -> None:
         {"role": "user", "content": "### Task:\nGenerate a concise title for the chat history."}, ChatMessage
     )
     assert identify({"x-memory": "on"}, [task], SETTINGS).mode == "off"
+
+
+def test_a_named_conversation_is_told_apart_from_a_fingerprint() -> None:
+    assert identify({"x-openwebui-chat-id": "c9"}, msgs("s", "hi"), SETTINGS).named is True
+    assert identify({}, msgs("s", "hi"), SETTINGS).named is False
