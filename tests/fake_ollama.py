@@ -190,19 +190,9 @@ async def _json(send: Send, status: int, obj: Any) -> None:
 
 
 def main(port: int) -> None:
-    from granian.constants import Interfaces
-    from granian.log import LogLevels
-    from granian.server.embed import Server
+    import uvicorn
 
-    server = Server(
-        FakeOllama(),
-        address="127.0.0.1",
-        port=port,
-        interface=Interfaces.ASGINL,
-        log_level=LogLevels.error,
-        log_access=False,
-    )
-    asyncio.run(server.serve())
+    uvicorn.run(FakeOllama(), host="127.0.0.1", port=port, lifespan="off", log_level="error", access_log=False)
 
 
 if __name__ == "__main__":

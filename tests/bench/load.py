@@ -38,9 +38,12 @@ class LoadResult:
         return self.percentile(0.95)
 
 
-def build_request(host: str, port: int, method: str, path: str, body: bytes = b"") -> bytes:
+def build_request(
+    host: str, port: int, method: str, path: str, body: bytes = b"", headers: dict[str, str] | None = None
+) -> bytes:
+    extra = "".join(f"{name}: {value}\r\n" for name, value in (headers or {}).items())
     head = (
-        f"{method} {path} HTTP/1.1\r\nHost: {host}:{port}\r\nContent-Type: application/json\r\n"
+        f"{method} {path} HTTP/1.1\r\nHost: {host}:{port}\r\nContent-Type: application/json\r\n{extra}"
         f"Content-Length: {len(body)}\r\nConnection: keep-alive\r\n\r\n"
     )
     return head.encode() + body

@@ -2,9 +2,11 @@
 
     .venv/bin/uv run --group bench python -m tests.bench.overhead [--seconds 3] [--repeats 3]
 
-Rows: the fake Ollama's /api/chat called directly (the floor), the gateway as `gateway serve` runs it
-(granian, embedded), and the same app under uvicorn + uvloop + httptools (the alternative measured for the
-choice of server). Runs are interleaved and repeated; each figure is the median over the repeats.
+Rows: the fake Ollama's /api/chat called directly (the floor); the gateway as `gateway serve` runs it
+(uvicorn, uvloop, httptools) with `X-Memory: off`, non-streamed and streamed; the same app under granian
+(the alternative measured for the choice of server); and the gateway journaling every turn (memory
+on, a named conversation, so each request also reads the conversation's history). Runs are interleaved and
+repeated; each figure is the median over the repeats.
 """
 
 from __future__ import annotations
@@ -38,22 +40,25 @@ def main() -> None:
 
     with ExitStack() as stack, tempfile.TemporaryDirectory() as data:
         fake = stack.enter_context(processes.fake_ollama())
-        gateway = stack.enter_context(processes.gateway(fake, Path(data) / "granian"))
-        uvicorn = stack.enter_context(_uvicorn(fake, Path(data) / "uvicorn"))
+        gateway = stack.enter_context(processes.gateway(fake, Path(data) / "gateway"))
+        granian = stack.enter_context(_granian(fake, Path(data) / "granian-data"))
         chat = json.dumps({"model": "qwen3:4b", "messages": MESSAGES}).encode()
         streamed = json.dumps({"model": "qwen3:4b", "messages": MESSAGES, "stream": True}).encode()
         native = json.dumps({"model": "qwen3:4b", "messages": MESSAGES, "stream": False}).encode()
+        off = {"X-Memory": "off"}
+        on = {"X-User-Id": "bench", "X-Conversation-Id": "bench"}
         targets = {
-            "fake Ollama directly": (fake, "/api/chat", native),
-            "gateway (memory off)": (gateway, "/v1/chat/completions", chat),
-            "gateway, streamed": (gateway, "/v1/chat/completions", streamed),
-            "same app on uvicorn": (uvicorn, "/v1/chat/completions", chat),
+            "fake Ollama directly": (fake, "/api/chat", native, {}),
+            "gateway (memory off)": (gateway, "/v1/chat/completions", chat, off),
+            "gateway, streamed": (gateway, "/v1/chat/completions", streamed, off),
+            "same app on granian": (granian, "/v1/chat/completions", chat, off),
+            "gateway, journaling": (gateway, "/v1/chat/completions", chat, on),
         }
         results: dict[str, list[LoadResult]] = {name: [] for name in targets}
         for _ in range(args.repeats):
-            for name, (url, path, body) in targets.items():
+            for name, (url, path, body, headers) in targets.items():
                 host, port = url.removeprefix("http://").split(":")
-                request = build_request(host, int(port), "POST", path, body)
+                request = build_request(host, int(port), "POST", path, body, headers)
                 results[name].append(
                     uvloop.run(run_load(host, int(port), request, connections=args.connections, seconds=args.seconds))
                 )
@@ -61,21 +66,22 @@ def main() -> None:
 
 
 @contextmanager
-def _uvicorn(fake: str, data_dir: Path) -> Iterator[str]:
+def _granian(fake: str, data_dir: Path) -> Iterator[str]:
     port = processes.free_port()
     args = [
-        "uvicorn",
+        "granian",
+        "--interface",
+        "asgi",
         "--factory",
-        "tests.bench.uvicorn_app:app",
         "--port",
         str(port),
+        "--workers",
+        "1",
         "--loop",
         "uvloop",
-        "--http",
-        "httptools",
         "--log-level",
         "warning",
-        "--no-access-log",
+        "tests.bench.asgi_app:app",
     ]
     with processes.running(args, f"http://127.0.0.1:{port}/health", processes.gateway_env(fake, data_dir)):
         yield f"http://127.0.0.1:{port}"

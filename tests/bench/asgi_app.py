@@ -1,4 +1,4 @@
-"""The same gateway app for uvicorn (`--factory`), so the benchmark can compare ASGI servers."""
+"""The gateway app built from the environment (an ASGI factory), so the benchmark can run it under other servers."""
 
 from __future__ import annotations
 
