@@ -23,6 +23,7 @@ from gateway.config import Settings
 from gateway.errors import GatewayError, error_envelope
 from gateway.journal import Journal
 from gateway.ollama import Ollama
+from gateway.requestid import request_id_middleware
 from gateway.routes.docs import redoc, swagger_ui
 from gateway.routes.openai import OpenAIController
 from gateway.routes.status import StatusController
@@ -68,6 +69,7 @@ def create_app(settings: Settings, *, transport: httpx.AsyncBaseTransport | None
     return Litestar(
         route_handlers=[OpenAIController, StatusController, swagger_ui, redoc],
         lifespan=[lifespan],
+        middleware=[request_id_middleware],
         dependencies={
             "settings": Provide(lambda: settings, use_cache=True, sync_to_thread=False),
             "ollama": Provide(_from_state("ollama"), sync_to_thread=False),

@@ -80,26 +80,31 @@ class Chat:
         history = [ChatMessage(role="assistant" if m.role == "assistant" else "user", content=m.text) for m in earlier]
         return messages[:-1] + history + messages[-1:]
 
-    async def _body(self, request: ChatCompletionRequest, who: Identity) -> dict[str, Any]:
+    async def _body(self, request: ChatCompletionRequest, who: Identity) -> tuple[dict[str, Any], dict[str, str]]:
+        """The Ollama body, and the response headers that report what went into the prompt."""
         messages, budget = await self.assemble(request, who)
         if budget.trimmed:
             log.info("trimmed %d old messages to fit %d tokens", budget.trimmed, budget.limit)
-        return translate.chat_body(
+        body = translate.chat_body(
             request,
             model=self.model_for(request),
             num_ctx=self._model.context_window,
             keep_alive=self._keep_alive,
             messages=messages,
         )
+        return body, report_headers(who, budget, injected=0)
 
-    async def complete(self, request: ChatCompletionRequest, headers: Mapping[str, str]) -> ChatCompletion:
+    async def complete(
+        self, request: ChatCompletionRequest, headers: Mapping[str, str]
+    ) -> tuple[ChatCompletion, dict[str, str]]:
         who = self.identify(request, headers)
         started = time.monotonic()
-        answer = await self._ollama.chat(await self._body(request, who))
+        body, report = await self._body(request, who)
+        answer = await self._ollama.chat(body)
         completion = translate.completion(answer, model=self.model_for(request))
         text = completion.choices[0].message.content or ""
         await self.remember(who, request, text, completion.usage, started, "complete")
-        return completion
+        return completion, report
 
     async def stream(self, request: ChatCompletionRequest, headers: Mapping[str, str]) -> SSEStream:
         """Open the upstream stream and read its first chunk, so that a failure is still an HTTP status."""
@@ -109,9 +114,10 @@ class Chat:
             self.model_for(request),
             include_usage=bool(request.stream_options and request.stream_options.include_usage),
         )
+        body, report = await self._body(request, who)
         stack = AsyncExitStack()
         try:
-            chunks = await stack.enter_async_context(self._ollama.chat_stream(await self._body(request, who)))
+            chunks = await stack.enter_async_context(self._ollama.chat_stream(body))
             first = await anext(chunks, None)
             if first is None:
                 raise UpstreamError("Ollama closed the stream without an answer.")
@@ -122,7 +128,9 @@ class Chat:
         async def finish(text: str, usage: CompletionUsage | None, status: TurnStatus) -> None:
             await self.remember(who, request, text, usage, started, status)
 
-        return SSEStream(stack, first, chunks, translator, finish, self.in_background)
+        stream = SSEStream(stack, first, chunks, translator, finish, self.in_background)
+        stream.headers = report
+        return stream
 
     async def remember(
         self,
@@ -166,6 +174,26 @@ class Chat:
             await asyncio.gather(*self._background, return_exceptions=True)
 
 
+def report_headers(who: Identity, budget: Budget, *, injected: int) -> dict[str, str]:
+    """What went into the prompt, for the client to see: memory mode, memories injected, token breakdown."""
+    parts = {
+        "window": budget.window,
+        "reserve": budget.reserve,
+        "system": budget.system,
+        "tools": budget.tools,
+        "recent": budget.recent,
+        "memories": 0,
+        "free": budget.free,
+        "trimmed": budget.trimmed,
+    }
+    return {
+        "X-Memory": who.mode,
+        "X-Memory-Injected": str(injected),
+        "X-Prompt-Tokens": str(budget.limit - budget.free),
+        "X-Prompt-Budget": "; ".join(f"{key}={value}" for key, value in parts.items()),
+    }
+
+
 class SSEStream:
     """The SSE frames of one streamed answer. It owns the upstream response until `aclose`.
 
@@ -192,6 +220,7 @@ class SSEStream:
         self._text: list[str] = []
         self._usage: CompletionUsage | None = None
         self._finished = False
+        self.headers: dict[str, str] = {}
 
     def __aiter__(self) -> AsyncIterator[bytes]:
         return self._frames()

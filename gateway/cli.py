@@ -12,6 +12,7 @@ from collections.abc import Sequence
 
 from gateway import __version__, config
 from gateway.config import ConfigError, Settings
+from gateway.requestid import RequestIdFilter
 
 log = logging.getLogger("gateway")
 
@@ -50,8 +51,10 @@ def _settings(args: argparse.Namespace) -> Settings:
 def _configure_logging(level: str) -> None:
     logging.basicConfig(
         level=level.upper(),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        format="%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s",
     )
+    for handler in logging.getLogger().handlers:
+        handler.addFilter(RequestIdFilter())
     logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per upstream call is noise
 
 

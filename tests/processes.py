@@ -37,10 +37,13 @@ def wait_for(url: str, process: subprocess.Popen[bytes], timeout: float = 30.0) 
 
 
 @contextmanager
-def running(args: list[str], ready_url: str, env: Mapping[str, str] | None = None) -> Iterator[subprocess.Popen[bytes]]:
-    """Run `python -m ...args` from the repository root until the block ends."""
+def running(
+    args: list[str], ready_url: str, env: Mapping[str, str] | None = None, log: Path | None = None
+) -> Iterator[subprocess.Popen[bytes]]:
+    """Run `python -m ...args` from the repository root until the block ends (stderr to `log` if given)."""
     full_env = {**os.environ, **(env or {})}
-    process = subprocess.Popen([sys.executable, "-m", *args], cwd=ROOT, env=full_env)
+    stderr = log.open("wb") if log else None
+    process = subprocess.Popen([sys.executable, "-m", *args], cwd=ROOT, env=full_env, stderr=stderr)
     try:
         wait_for(ready_url, process)
         yield process
@@ -51,6 +54,8 @@ def running(args: list[str], ready_url: str, env: Mapping[str, str] | None = Non
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
+        if stderr:
+            stderr.close()
 
 
 @contextmanager
@@ -72,9 +77,11 @@ def gateway_env(upstream: str, data_dir: Path, **extra: str) -> dict[str, str]:
 
 
 @contextmanager
-def gateway(upstream: str, data_dir: Path, port: int | None = None, **extra: str) -> Iterator[str]:
+def gateway(
+    upstream: str, data_dir: Path, port: int | None = None, log: Path | None = None, **extra: str
+) -> Iterator[str]:
     port = port or free_port()
     url = f"http://127.0.0.1:{port}"
     env = gateway_env(upstream, data_dir, **extra)
-    with running(["gateway", "serve", "--port", str(port)], url + "/health", env):
+    with running(["gateway", "serve", "--port", str(port)], url + "/health", env, log):
         yield url

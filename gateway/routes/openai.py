@@ -52,12 +52,13 @@ class OpenAIController(Controller):
         # Annotated as a Response so the route sets no media type: Litestar would let a route's JSON
         # override the Stream's text/event-stream.
         if not data.stream:
-            return Response(await chat.complete(data, request.headers))
+            completion, report = await chat.complete(data, request.headers)
+            return Response(completion, headers=report)
         frames = await chat.stream(data, request.headers)
         return Stream(
             frames,
             media_type="text/event-stream",
-            headers=SSE_HEADERS,
+            headers={**SSE_HEADERS, **frames.headers},
             background=BackgroundTask(frames.aclose),
         )
 
