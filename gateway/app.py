@@ -17,11 +17,11 @@ from litestar.exceptions import HTTPException, ValidationException
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import JsonRenderPlugin
 
-from gateway import __version__
+from gateway import __version__, datadir
 from gateway.chat import Chat
 from gateway.config import Settings
 from gateway.errors import GatewayError, error_envelope
-from gateway.journal import Journal
+from gateway.memory import Memory
 from gateway.ollama import Ollama
 from gateway.requestid import request_id_middleware
 from gateway.routes.docs import redoc, swagger_ui
@@ -45,26 +45,25 @@ def create_app(settings: Settings, *, transport: httpx.AsyncBaseTransport | None
         count, tokenizer = await asyncio.to_thread(load_counter, settings.model.tokenizer)
         app.state.tokenizer = tokenizer
         upstream = transport or transport_for(settings.upstream.url)
-        journal = await Journal.open(Path(settings.memory.data_dir) / "journal.db")
+        data_dir = Path(settings.memory.data_dir)
+        datadir.claim(data_dir)
         try:
             async with httpx.AsyncClient(timeout=timeout, limits=limits, transport=upstream) as client:
                 ollama = Ollama(client, settings.upstream.url)
-                chat = Chat(
-                    ollama,
-                    journal,
-                    count,
-                    model=settings.model,
-                    upstream=settings.upstream,
-                    identity=settings.identity,
-                )
-                app.state.update(ollama=ollama, chat=chat, journal=journal)
-                log.info("gateway %s in front of Ollama at %s", __version__, settings.upstream.url)
+                memory = await Memory.open(settings, ollama)
                 try:
-                    yield
+                    await memory.start()
+                    chat = Chat(ollama, memory, count, settings)
+                    app.state.update(ollama=ollama, chat=chat, memory=memory)
+                    log.info("gateway %s in front of Ollama at %s", __version__, settings.upstream.url)
+                    try:
+                        yield
+                    finally:
+                        await chat.drain()
                 finally:
-                    await chat.drain()
+                    await memory.close()
         finally:
-            await journal.close()
+            datadir.release(data_dir)
 
     return Litestar(
         route_handlers=[OpenAIController, StatusController, swagger_ui, redoc],
@@ -74,7 +73,9 @@ def create_app(settings: Settings, *, transport: httpx.AsyncBaseTransport | None
             "settings": Provide(lambda: settings, use_cache=True, sync_to_thread=False),
             "ollama": Provide(_from_state("ollama"), sync_to_thread=False),
             "chat": Provide(_from_state("chat"), sync_to_thread=False),
+            "memory": Provide(_from_state("memory"), sync_to_thread=False),
         },
+        state=State({"settings": settings}),
         exception_handlers={
             GatewayError: _gateway_error,
             ValidationException: _validation_error,

@@ -12,15 +12,18 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import AsyncExitStack
 from typing import Any
 
+from msgspec import Struct
+
 from gateway import prompt, tokens, translate
-from gateway.config import IdentitySettings, ModelSettings, UpstreamSettings
+from gateway.config import Settings
 from gateway.errors import GatewayError, UpstreamError, error_envelope
 from gateway.identity import Identity, identify, text_of
-from gateway.journal import Journal, Turn, TurnStatus
+from gateway.journal import Turn, TurnStatus
+from gateway.memory import Memory, Recollection
 from gateway.ollama import Ollama, OllamaChatChunk
 from gateway.prompt import Budget
 from gateway.protocol import ChatCompletion, ChatCompletionRequest, ChatMessage, CompletionUsage, chunk_encoder
-from gateway.tokens import Count
+from gateway.tokens import Calibration, Count
 
 log = logging.getLogger(__name__)
 
@@ -32,57 +35,89 @@ def sse(payload: bytes) -> bytes:
     return b"data: " + payload + b"\n\n"
 
 
+class Prepared(Struct):
+    """A request made ready for Ollama: the body, and what went into its prompt."""
+
+    who: Identity
+    body: dict[str, Any]
+    budget: Budget
+    recollection: Recollection
+    started: float
+
+    def headers(self) -> dict[str, str]:
+        return report_headers(self.who, self.budget, self.recollection)
+
+
 class Chat:
     def __init__(
-        self,
-        ollama: Ollama,
-        journal: Journal,
-        count: Count,
-        *,
-        model: ModelSettings,
-        upstream: UpstreamSettings,
-        identity: IdentitySettings,
+        self, ollama: Ollama, memory: Memory, count: Count, settings: Settings, calibration: Calibration | None = None
     ) -> None:
         self._ollama = ollama
-        self._journal = journal
+        self._memory = memory
         self._count = count
-        self._model = model
-        self._keep_alive = upstream.keep_alive
-        self._identity = identity
+        self._model = settings.model
+        self._keep_alive = settings.upstream.keep_alive
+        self._identity = settings.identity
+        self._retrieval = settings.retrieval
+        self.calibration = calibration or Calibration()
         self._background: set[asyncio.Task[None]] = set()
 
     def model_for(self, request: ChatCompletionRequest) -> str:
         return request.model or self._model.default
 
-    def identify(self, request: ChatCompletionRequest, headers: Mapping[str, str]) -> Identity:
-        return identify(headers, request.messages, self._identity, body_user=request.user)
+    def identify(
+        self, request: ChatCompletionRequest, headers: Mapping[str, str], key_user: str | None = None
+    ) -> Identity:
+        return identify(headers, request.messages, self._identity, body_user=request.user, key_user=key_user)
 
-    async def assemble(self, request: ChatCompletionRequest, who: Identity) -> tuple[list[ChatMessage], Budget]:
-        """The messages to forward, fitted to the context window less the completion reserve."""
+    async def assemble(
+        self, request: ChatCompletionRequest, who: Identity
+    ) -> tuple[list[ChatMessage], Budget, Recollection]:
+        """The messages to forward: the client's, with recalled memories, fitted to the budget."""
+        messages = await self._with_history(request.messages, who)
+        recollection = await self._recall(messages, who)
         limit = request.max_completion_tokens or request.max_tokens
-        return prompt.fit(
-            await self._with_history(request.messages, who),
+        kept, budget = prompt.fit(
+            messages,
             window=self._model.context_window,
             reserve=prompt.reserve_for(limit, self._model.reserve_completion),
             count=self._count,
             tools=tokens.tools_tokens(self._count, request.tools),
+            memories=recollection.memories,
+            memory_share=self._retrieval.memory_share,
+            correction=self.calibration.correction(self.model_for(request)),
         )
+        return kept, budget, recollection
+
+    async def _recall(self, messages: list[ChatMessage], who: Identity) -> Recollection:
+        newest = messages[-1] if messages else None
+        query = text_of(newest) if newest is not None and newest.role == "user" else ""
+        if who.mode == "off" or not query.strip():
+            return Recollection([])
+        try:
+            return await self._memory.recall(who.user, query, extra=len(messages))
+        except Exception as exc:  # memory failing never fails the chat
+            log.exception("recall failed for user %s", who.user)
+            return Recollection([], f"recall failed: {exc}")
 
     async def _with_history(self, messages: list[ChatMessage], who: Identity) -> list[ChatMessage]:
         """For a client that names its conversation and sends only the new message: the turns before it."""
         if not who.named or who.mode == "off" or any(m.role not in prompt.SYSTEM_ROLES for m in messages[:-1]):
             return messages
         try:
-            earlier = await self._journal.recent(who.user, who.conversation, STATEFUL_HISTORY)
+            earlier = await self._memory.journal.recent(who.user, who.conversation, STATEFUL_HISTORY)
         except Exception:  # memory failing never fails the chat
             log.exception("could not read the history of conversation %s", who.conversation)
             return messages
         history = [ChatMessage(role="assistant" if m.role == "assistant" else "user", content=m.text) for m in earlier]
         return messages[:-1] + history + messages[-1:]
 
-    async def _body(self, request: ChatCompletionRequest, who: Identity) -> tuple[dict[str, Any], dict[str, str]]:
-        """The Ollama body, and the response headers that report what went into the prompt."""
-        messages, budget = await self.assemble(request, who)
+    async def prepare(
+        self, request: ChatCompletionRequest, headers: Mapping[str, str], key_user: str | None = None
+    ) -> Prepared:
+        who = self.identify(request, headers, key_user)
+        started = time.monotonic()
+        messages, budget, recollection = await self.assemble(request, who)
         if budget.trimmed:
             log.info("trimmed %d old messages to fit %d tokens", budget.trimmed, budget.limit)
         body = translate.chat_body(
@@ -92,32 +127,30 @@ class Chat:
             keep_alive=self._keep_alive,
             messages=messages,
         )
-        return body, report_headers(who, budget, injected=0)
+        return Prepared(who, body, budget, recollection, started)
 
     async def complete(
-        self, request: ChatCompletionRequest, headers: Mapping[str, str]
+        self, request: ChatCompletionRequest, headers: Mapping[str, str], key_user: str | None = None
     ) -> tuple[ChatCompletion, dict[str, str]]:
-        who = self.identify(request, headers)
-        started = time.monotonic()
-        body, report = await self._body(request, who)
-        answer = await self._ollama.chat(body)
+        ready = await self.prepare(request, headers, key_user)
+        answer = await self._ollama.chat(ready.body)
         completion = translate.completion(answer, model=self.model_for(request))
         text = completion.choices[0].message.content or ""
-        await self.remember(who, request, text, completion.usage, started, "complete")
-        return completion, report
+        await self.remember(ready, request, text, completion.usage, "complete")
+        return completion, ready.headers()
 
-    async def stream(self, request: ChatCompletionRequest, headers: Mapping[str, str]) -> SSEStream:
+    async def stream(
+        self, request: ChatCompletionRequest, headers: Mapping[str, str], key_user: str | None = None
+    ) -> SSEStream:
         """Open the upstream stream and read its first chunk, so that a failure is still an HTTP status."""
-        who = self.identify(request, headers)
-        started = time.monotonic()
         translator = translate.ChunkTranslator(
             self.model_for(request),
             include_usage=bool(request.stream_options and request.stream_options.include_usage),
         )
-        body, report = await self._body(request, who)
+        ready = await self.prepare(request, headers, key_user)
         stack = AsyncExitStack()
         try:
-            chunks = await stack.enter_async_context(self._ollama.chat_stream(body))
+            chunks = await stack.enter_async_context(self._ollama.chat_stream(ready.body))
             first = await anext(chunks, None)
             if first is None:
                 raise UpstreamError("Ollama closed the stream without an answer.")
@@ -126,39 +159,43 @@ class Chat:
             raise
 
         async def finish(text: str, usage: CompletionUsage | None, status: TurnStatus) -> None:
-            await self.remember(who, request, text, usage, started, status)
+            await self.remember(ready, request, text, usage, status)
 
         stream = SSEStream(stack, first, chunks, translator, finish, self.in_background)
-        stream.headers = report
+        stream.headers = ready.headers()
         return stream
 
     async def remember(
         self,
-        who: Identity,
+        ready: Prepared,
         request: ChatCompletionRequest,
         answer: str,
         usage: CompletionUsage | None,
-        started: float,
         status: TurnStatus,
     ) -> None:
         """Journal the turn; a memory failure is logged, never turned into a failed chat."""
+        model = self.model_for(request)
+        if usage:
+            self.calibration.observe(model, ready.budget.limit - ready.budget.free, usage.prompt_tokens)
         newest = request.messages[-1]
         question = text_of(newest) if newest.role == "user" else ""
+        who = ready.who
         if who.mode != "on" or not (question or answer):
             return
         turn = Turn(
             user=who.user,
             conversation=who.conversation,
-            model=self.model_for(request),
+            model=model,
             question=question,
             answer=answer,
             status=status,
             prompt_tokens=usage.prompt_tokens if usage else 0,
             completion_tokens=usage.completion_tokens if usage else 0,
-            latency_ms=round((time.monotonic() - started) * 1000),
+            latency_ms=round((time.monotonic() - ready.started) * 1000),
+            injected=ready.budget.memory_ids,
         )
         try:
-            await self._journal.record(turn)
+            await self._memory.remember(turn)
         except Exception:  # the answer is already the client's; losing the turn is logged loudly
             log.exception("could not journal a turn of user %s", who.user)
 
@@ -174,24 +211,28 @@ class Chat:
             await asyncio.gather(*self._background, return_exceptions=True)
 
 
-def report_headers(who: Identity, budget: Budget, *, injected: int) -> dict[str, str]:
+def report_headers(who: Identity, budget: Budget, recollection: Recollection) -> dict[str, str]:
     """What went into the prompt, for the client to see: memory mode, memories injected, token breakdown."""
     parts = {
         "window": budget.window,
         "reserve": budget.reserve,
         "system": budget.system,
         "tools": budget.tools,
+        "core": budget.core,
         "recent": budget.recent,
-        "memories": 0,
+        "memories": budget.memories,
         "free": budget.free,
         "trimmed": budget.trimmed,
     }
-    return {
+    headers = {
         "X-Memory": who.mode,
-        "X-Memory-Injected": str(injected),
+        "X-Memory-Injected": str(len(budget.memory_ids)),
         "X-Prompt-Tokens": str(budget.limit - budget.free),
         "X-Prompt-Budget": "; ".join(f"{key}={value}" for key, value in parts.items()),
     }
+    if recollection.degraded and who.mode != "off":
+        headers["X-Memory-Degraded"] = recollection.degraded.encode("ascii", "replace").decode()[:200]
+    return headers
 
 
 class SSEStream:

@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
 import errno
 import logging
 import os
 import socket
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
-from gateway import __version__, config
+from gateway import __version__, config, datadir
 from gateway.config import ConfigError, Settings
+from gateway.errors import DataDirBusy
 from gateway.requestid import RequestIdFilter
 
 log = logging.getLogger("gateway")
@@ -25,8 +28,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"gateway: config error: {exc}", file=sys.stderr)
         return 2
     _configure_logging(settings.server.log_level)
+    try:
+        datadir.claim(Path(settings.memory.data_dir))
+    except DataDirBusy as exc:
+        print(f"gateway: {exc}", file=sys.stderr)
+        return 1
     if args.command == "serve":
         return serve(settings)
+    if args.command == "reindex":
+        return asyncio.run(reindex(settings))
     _parser().print_help()
     return 2
 
@@ -39,6 +49,10 @@ def _parser() -> argparse.ArgumentParser:
     serve_cmd.add_argument("--config", help="config file (default: $GATEWAY_CONFIG, else ./config.toml)")
     serve_cmd.add_argument("--host", help="address to bind (overrides [server] host)")
     serve_cmd.add_argument("--port", type=int, help="port to bind (overrides [server] port)")
+    reindex_cmd = commands.add_parser(
+        "reindex", help="rebuild the vector index from the journal (after changing [embedding] model)"
+    )
+    reindex_cmd.add_argument("--config", help="config file (default: $GATEWAY_CONFIG, else ./config.toml)")
     return parser
 
 
@@ -89,6 +103,51 @@ def serve(settings: Settings) -> int:
     )
     server.run()
     return 0 if server.started else 1
+
+
+async def reindex(settings: Settings) -> int:
+    """Empty the index and index every journaled message again with the configured embedding model."""
+    import httpx
+
+    from gateway.memory import Memory
+    from gateway.ollama import Ollama
+    from gateway.transport import transport_for
+
+    timeout = httpx.Timeout(settings.upstream.timeout_s, connect=5.0)
+    async with httpx.AsyncClient(timeout=timeout, transport=transport_for(settings.upstream.url)) as client:
+        memory = await Memory.open(settings, Ollama(client, settings.upstream.url))
+        try:
+            total = (await memory.journal.counts())["messages"]
+            bar = Progress("reindex", total)
+            done = await memory.reindex(bar.advance)
+            bar.close()
+            status = await memory.status()
+        finally:
+            await memory.close()
+    how = "meaning and words" if status.retrieval == "hybrid" else f"words alone ({status.degraded})"
+    print(f"gateway: indexed {done} messages with {how}; {status.indexed} points in the {status.engine} index")
+    return 0 if status.retrieval == "hybrid" or not settings.embedding.model else 1
+
+
+class Progress:
+    """A one-line progress bar on stderr."""
+
+    def __init__(self, label: str, total: int, width: int = 30) -> None:
+        self._label, self._total, self._width, self._done = label, total, width, 0
+        self._draw()
+
+    def advance(self, n: int) -> None:
+        self._done += n
+        self._draw()
+
+    def close(self) -> None:
+        print(file=sys.stderr)
+
+    def _draw(self) -> None:
+        share = self._done / self._total if self._total else 1.0
+        filled = round(share * self._width)
+        bar = "#" * filled + "." * (self._width - filled)
+        print(f"\r{self._label} [{bar}] {self._done}/{self._total} {share:4.0%}", end="", file=sys.stderr, flush=True)
 
 
 def _port_problem(host: str, port: int) -> str | None:

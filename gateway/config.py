@@ -60,9 +60,14 @@ class EmbeddingSettings(Section):
     model: str = "nomic-embed-text"
 
 
+Share = Annotated[float, msgspec.Meta(ge=0, le=1)]
+
+
 class RetrievalSettings(Section):
     top_k: Positive = 3
-    relevance_threshold: Annotated[float, msgspec.Meta(ge=0, le=1)] = 0.5
+    relevance_threshold: Share = 0.5
+    memory_share: Share = 0.5
+    recency_weight: Share = 0.1
 
 
 class IdentitySettings(Section):
@@ -71,6 +76,11 @@ class IdentitySettings(Section):
         default_factory=lambda: ["X-OpenWebUI-Chat-Id", "X-Conversation-Id"]
     )
     default_user: str = "default"
+
+
+class AuthSettings(Section):
+    keys: dict[str, str] = msgspec.field(default_factory=dict)
+    open_network: bool = False
 
 
 class LimitsSettings(Section):
@@ -85,6 +95,7 @@ class Settings(Section):
     embedding: EmbeddingSettings = msgspec.field(default_factory=EmbeddingSettings)
     retrieval: RetrievalSettings = msgspec.field(default_factory=RetrievalSettings)
     identity: IdentitySettings = msgspec.field(default_factory=IdentitySettings)
+    auth: AuthSettings = msgspec.field(default_factory=AuthSettings)
     limits: LimitsSettings = msgspec.field(default_factory=LimitsSettings)
 
 
@@ -120,9 +131,24 @@ def load(
             data.setdefault(section, {})[key] = value
             origins[section, key] = f"--{key}"
     try:
-        return msgspec.convert(data, Settings)
+        settings = msgspec.convert(data, Settings)
     except msgspec.ValidationError as exc:
         raise ConfigError(_describe(exc, origins, source)) from None
+    _check_exposure(settings, origins.get(("server", "host"), source))
+    return settings
+
+
+LOOPBACK = ("127.0.0.1", "localhost", "::1")
+
+
+def _check_exposure(settings: Settings, origin: str) -> None:
+    """Without API keys anyone who can connect reaches every user's memory: only loopback, unless told."""
+    if settings.auth.keys or settings.auth.open_network or settings.server.host in LOOPBACK:
+        return
+    raise ConfigError(
+        f"{origin}: [server] host {settings.server.host} would serve every user's memory to the network without"
+        " API keys; set [auth] keys (key = user), or [auth] open_network = true if a proxy in front checks them"
+    )
 
 
 def _read_toml(path: Path) -> dict[str, Any]:
@@ -169,6 +195,11 @@ def _env_overrides(environ: Mapping[str, str]) -> list[tuple[str, str, str, str]
 def _coerce(raw: str, section: str, key: str, var: str) -> Any:
     """Turn an environment string into the key's type: numbers and booleans as usual, lists as JSON or a,b,c."""
     kind = _fields(SECTIONS[section])[key]
+    if kind == dict[str, str]:
+        try:
+            return json.loads(raw)
+        except json.JSONDecodeError:
+            raise ConfigError(f"{var}: [{section}] {key} is not a JSON object: {raw!r}") from None
     if kind == list[str]:
         if raw.lstrip().startswith("["):
             try:

@@ -6,6 +6,9 @@ GatewayError
 │   └── ContextLengthExceeded     400 invalid_request_error / context_length_exceeded
 ├── ModelNotFound                 404 invalid_request_error / model_not_found
 ├── PayloadTooLarge               413 invalid_request_error / payload_too_large
+├── Unauthorized                  401 authentication_error / invalid_api_key
+├── IndexFailure                  503 server_error / memory_index_failed
+│   └── IndexMismatch             503 server_error / memory_index_mismatch
 └── UpstreamError                 502 upstream_error
     ├── UpstreamUnavailable       502 upstream_error / upstream_unavailable
     ├── UpstreamBusy              503 upstream_error / upstream_busy
@@ -75,6 +78,34 @@ class PayloadTooLarge(GatewayError):
     status = 413
     type = "invalid_request_error"
     code = "payload_too_large"
+
+
+class Unauthorized(GatewayError):
+    status = 401
+    type = "authentication_error"
+    code = "invalid_api_key"
+
+    def __init__(self) -> None:
+        super().__init__(
+            "Incorrect or missing API key. Send `Authorization: Bearer <key>` with a key from [auth] keys."
+        )
+
+
+class IndexFailure(GatewayError):
+    """The vector index failed; chat goes on without recall, the memory API answers 503."""
+
+    status = 503
+    code = "memory_index_failed"
+
+
+class IndexMismatch(IndexFailure):
+    """The index was built with another embedding model or size: `gateway reindex` rebuilds it."""
+
+    code = "memory_index_mismatch"
+
+
+class DataDirBusy(Exception):
+    """Another gateway process owns this data directory."""
 
 
 class UpstreamError(GatewayError):

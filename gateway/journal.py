@@ -44,6 +44,12 @@ MIGRATIONS: list[str] = [
     CREATE INDEX messages_by_conversation ON messages(user, conversation, id);
     CREATE TABLE outbox (message_id INTEGER PRIMARY KEY REFERENCES messages(id) ON DELETE CASCADE);
     """,
+    # 2: messages indexed without a dense vector (embedding was down) stay in the outbox, marked; settings
+    # the index was built with
+    """
+    ALTER TABLE outbox ADD COLUMN lexical_only INTEGER NOT NULL DEFAULT 0;
+    CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+    """,
 ]
 
 
@@ -137,25 +143,47 @@ class Journal:
         )
         return [StoredMessage(*row) for row in reversed(list(rows))]
 
-    async def pending(self, limit: int = 256) -> list[StoredMessage]:
-        """Messages in the outbox, oldest first: what the index does not have yet."""
+    async def pending(self, limit: int = 256, *, lexical_only: bool = False) -> list[StoredMessage]:
+        """Messages the index lacks, oldest first; with `lexical_only`, also those indexed without a dense vector."""
         rows = await self._db.execute_fetchall(
             "SELECT m.id, m.user, m.conversation, m.role, m.kind, m.text, m.created_at"
-            " FROM outbox o JOIN messages m ON m.id = o.message_id ORDER BY o.message_id LIMIT ?",
-            (limit,),
+            " FROM outbox o JOIN messages m ON m.id = o.message_id WHERE o.lexical_only <= ?"
+            " ORDER BY o.message_id LIMIT ?",
+            (int(lexical_only), limit),
         )
         return [StoredMessage(*row) for row in rows]
 
-    async def indexed(self, ids: list[int]) -> None:
-        await self._db.executemany("DELETE FROM outbox WHERE message_id = ?", [(i,) for i in ids])
+    async def indexed(self, ids: list[int], *, lexical_only: bool = False) -> None:
+        """The index has these; lexical-only ones stay queued for their dense vector."""
+        if lexical_only:
+            await self._db.executemany("UPDATE outbox SET lexical_only = 1 WHERE message_id = ?", [(i,) for i in ids])
+        else:
+            await self._db.executemany("DELETE FROM outbox WHERE message_id = ?", [(i,) for i in ids])
+        await self._db.commit()
+
+    async def requeue(self) -> int:
+        """Queue every message for indexing again (a reindex); returns how many."""
+        await self._db.execute("DELETE FROM outbox")
+        cursor = await self._db.execute("INSERT INTO outbox (message_id) SELECT id FROM messages")
+        await self._db.commit()
+        return cursor.rowcount
+
+    async def get(self, key: str) -> str | None:
+        rows = list(await self._db.execute_fetchall("SELECT value FROM meta WHERE key = ?", (key,)))
+        return str(rows[0][0]) if rows else None
+
+    async def put(self, key: str, value: str) -> None:
+        await self._db.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", (key, value))
         await self._db.commit()
 
     async def counts(self) -> dict[str, int]:
         rows = await self._db.execute_fetchall(
-            "SELECT (SELECT count(*) FROM turns), (SELECT count(*) FROM messages), (SELECT count(*) FROM outbox)"
+            "SELECT (SELECT count(*) FROM turns), (SELECT count(*) FROM messages),"
+            " (SELECT count(*) FROM outbox WHERE lexical_only = 0),"
+            " (SELECT count(*) FROM outbox WHERE lexical_only = 1)"
         )
-        turns, messages, outbox = next(iter(rows))
-        return {"turns": turns, "messages": messages, "outbox": outbox}
+        turns, messages, outbox, lexical_only = next(iter(rows))
+        return {"turns": turns, "messages": messages, "outbox": outbox, "lexical_only": lexical_only}
 
 
 async def migrate(db: aiosqlite.Connection) -> int:

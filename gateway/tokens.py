@@ -57,3 +57,32 @@ def message_tokens(count: Count, message: ChatMessage) -> int:
 def tools_tokens(count: Count, tools: list[ToolDefinition] | None) -> int:
     """The tool schemas go into the prompt too (the template renders them into the system turn)."""
     return count(_json.encode(tools).decode()) if tools else 0
+
+
+class Calibration:
+    """Per model, how many tokens Ollama counts for each of ours: budgets are divided by it.
+
+    Our tokenizer is not the model's. After each answer, Ollama's `prompt_eval_count` is compared with our
+    count of the prompt we sent. The correction is the highest recent ratio plus a safety margin, and never
+    below 1, so a model whose tokenizer is hungrier than ours gets smaller budgets rather than cut prompts.
+    Small prompts are ignored (the chat template dominates them), and so are lower counts: Ollama counts
+    only the tokens it did not have cached.
+    """
+
+    MARGIN = 0.02
+    MIN_TOKENS = 64
+    WINDOW = 32
+
+    def __init__(self) -> None:
+        self._ratios: dict[str, list[float]] = {}
+
+    def observe(self, model: str, ours: int, theirs: int) -> None:
+        if ours < self.MIN_TOKENS or theirs <= ours:
+            return
+        ratios = self._ratios.setdefault(model, [])
+        ratios.append(theirs / ours)
+        del ratios[: -self.WINDOW]
+
+    def correction(self, model: str) -> float:
+        ratios = self._ratios.get(model)
+        return max(ratios) + self.MARGIN if ratios else 1.0

@@ -23,6 +23,10 @@ class Fake:
 
     def reset(self) -> None:
         httpx.delete(self.url + "/_fake/requests")
+        self.embedding(delay=0, down=False)
+
+    def embedding(self, *, delay: float = 0, down: bool = False) -> None:
+        httpx.put(self.url + "/_fake/embed", json={"delay": delay, "down": down})
 
     def requests(self) -> list[dict[str, Any]]:
         result: list[dict[str, Any]] = httpx.get(self.url + "/_fake/requests").json()

@@ -10,6 +10,10 @@ user message steers it, so a test can ask for a scenario through the real gatewa
 
 Otherwise the answer is `echo: <last user message>`, streamed a word per chunk. Every /api/chat body is
 kept for inspection at GET /_fake/requests (DELETE resets), and disconnects are counted at /_fake/stats.
+
+`/api/embed` gives each word a bucket of a 64-dimension vector, so texts that share words are close; with
+`FAKE_OLLAMA_EMBEDDER=minilm` it runs the real all-MiniLM-L6-v2 (384 dimensions; benchmarks). PUT
+/_fake/embed `{"delay": seconds, "down": bool}` makes embedding slow or failing.
 """
 
 from __future__ import annotations
@@ -17,6 +21,9 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
+import math
+import os
+import re
 import sys
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -27,7 +34,7 @@ Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 
 MODELS = ["qwen3:4b", "huihui_ai/qwen3-abliterated:4b-v2", "nomic-embed-text:latest"]
-EMBED_DIM = 8
+EMBED_DIM = 64
 STAMP = "2025-05-01T10:00:00.123456789Z"
 
 
@@ -36,6 +43,14 @@ class FakeOllama:
         self.requests: list[dict[str, Any]] = []
         self.disconnects = 0
         self.slow_started = 0
+        self.embed_delay = 0.0
+        self.embed_down = False
+        self.embedder: Callable[[list[str]], list[list[float]]] = lambda texts: [_vector(t) for t in texts]
+        if os.environ.get("FAKE_OLLAMA_EMBEDDER") == "minilm":
+            from tests.bench.minilm import MiniLM
+
+            model = MiniLM.load()
+            self.embedder = lambda texts: model.embed(texts).tolist()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -54,6 +69,10 @@ class FakeOllama:
             await _json(send, 200, self.requests)
         elif route == ("DELETE", "/_fake/requests"):
             self.requests.clear()
+            await _json(send, 200, {})
+        elif route == ("PUT", "/_fake/embed"):
+            control = json.loads(body)
+            self.embed_delay, self.embed_down = float(control.get("delay", 0)), bool(control.get("down", False))
             await _json(send, 200, {})
         elif route == ("GET", "/_fake/stats"):
             await _json(send, 200, {"disconnects": self.disconnects, "slow_started": self.slow_started})
@@ -109,8 +128,13 @@ class FakeOllama:
         if model not in MODELS and f"{model}:latest" not in MODELS:
             await _json(send, 404, {"error": f'model "{model}" not found, try pulling it first'})
             return
+        if self.embed_delay:
+            await asyncio.sleep(self.embed_delay)
+        if self.embed_down:
+            await _json(send, 500, {"error": "failed to embed: llama runner process has terminated"})
+            return
         texts = [request["input"]] if isinstance(request["input"], str) else request["input"]
-        vectors = [_vector(text) for text in texts]
+        vectors = self.embedder(texts)
         tokens = sum(len(text.split()) for text in texts)
         await _json(send, 200, {"model": model, "embeddings": vectors, "prompt_eval_count": tokens})
 
@@ -160,8 +184,12 @@ def _merge(chunks: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 def _vector(text: str) -> list[float]:
-    digest = hashlib.sha256(text.encode()).digest()
-    return [(b - 128) / 128 for b in digest[:EMBED_DIM]]
+    """A bag of words hashed into EMBED_DIM buckets, unit length: texts sharing words are close."""
+    vector = [0.0] * EMBED_DIM
+    for word in re.findall(r"\w+", text.lower()):
+        vector[hashlib.sha256(word.encode()).digest()[0] % EMBED_DIM] += 1.0
+    norm = math.sqrt(sum(x * x for x in vector)) or 1.0
+    return [x / norm for x in vector] if any(vector) else [1.0] + [0.0] * (EMBED_DIM - 1)
 
 
 def _line(obj: dict[str, Any]) -> bytes:

@@ -31,7 +31,8 @@ def test_shipped_config_toml_is_exactly_the_defaults() -> None:
 
 
 def test_precedence_file_then_environment_then_flags(tmp_path: Path) -> None:
-    path = write(tmp_path, '[server]\nport = 9000\nhost = "0.0.0.0"\n[model]\ncontext_window = 4096\n')
+    text = '[server]\nport = 9000\nhost = "0.0.0.0"\n[model]\ncontext_window = 4096\n[auth]\nkeys = {"sk-1" = "ann"}\n'
+    path = write(tmp_path, text)
     s = load(path, {"GATEWAY_SERVER_PORT": "9100", "GATEWAY_MODEL_CONTEXT_WINDOW": "16384"}, {"server": {"port": 9200}})
     assert (s.server.host, s.server.port, s.model.context_window) == ("0.0.0.0", 9200, 16384)
 
@@ -109,3 +110,13 @@ def test_where_the_config_comes_from(tmp_path: Path, monkeypatch: pytest.MonkeyP
     assert config.find_config(None, {}) == Path("config.toml")
     assert config.find_config(None, {"GATEWAY_CONFIG": "/etc/g.toml"}) == Path("/etc/g.toml")
     assert config.find_config("x.toml", {"GATEWAY_CONFIG": "/etc/g.toml"}) == Path("x.toml")
+
+
+def test_a_network_address_without_api_keys_is_refused(tmp_path: Path) -> None:
+    path = write(tmp_path, '[server]\nhost = "0.0.0.0"\n')
+    with pytest.raises(ConfigError, match=r"host 0.0.0.0 would serve every user's memory .* \[auth\] keys"):
+        load(path, {})
+    assert load(path, {"GATEWAY_AUTH_OPEN_NETWORK": "true"}).auth.open_network
+    assert load(path, {"GATEWAY_AUTH_KEYS": '{"sk-1": "ann"}'}).auth.keys == {"sk-1": "ann"}
+    with pytest.raises(ConfigError, match=r"GATEWAY_AUTH_KEYS: .* not a JSON object"):
+        load(path, {"GATEWAY_AUTH_KEYS": "sk-1=ann"})

@@ -21,14 +21,14 @@ def test_chat_responses_report_memory_and_tokens(gateway_url: str) -> None:
     body: dict[str, object] = {
         "messages": [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "hello there"}]
     }
-    response = httpx.post(gateway_url + CHAT, json=body, headers={"X-Memory": "read"})
+    response = httpx.post(gateway_url + CHAT, json=body, headers={"X-Memory": "read", "X-User-Id": "hdr-new"})
     assert response.headers["x-memory"] == "read"
-    assert response.headers["x-memory-injected"] == "0"
+    assert response.headers["x-memory-injected"] == "0"  # a user with no memories yet
     parts = budget(response.headers["x-prompt-budget"])
     assert (parts["window"], parts["reserve"], parts["trimmed"], parts["memories"]) == (8192, 1024, 0, 0)
     assert parts["system"] == 4 + 3  # "Be brief." is 3 tokens, plus the message's wrapping
     used = int(response.headers["x-prompt-tokens"])
-    assert used == 3 + parts["system"] + parts["recent"] + parts["tools"]
+    assert used == 3 + parts["system"] + parts["core"] + parts["recent"] + parts["tools"] + parts["memories"]
     assert parts["free"] == 8192 - 1024 - used
 
     body["stream"] = True

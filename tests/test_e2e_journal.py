@@ -168,4 +168,5 @@ def test_no_history_without_a_named_conversation_or_with_memory_off(served: tupl
     body = {"messages": [{"role": "user", "content": "unnamed"}]}
     httpx.post(url + "/v1/chat/completions", json=body, headers={"X-User-Id": "ann"})
     httpx.post(url + "/v1/chat/completions", json=body, headers={"X-User-Id": "ann"})
-    assert sent_messages(fake) == [{"role": "user", "content": "unnamed"}]
+    # the earlier answer may come back as a recalled memory, but not as conversation history
+    assert [m for m in sent_messages(fake) if m["role"] != "system"] == [{"role": "user", "content": "unnamed"}]

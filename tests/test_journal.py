@@ -25,7 +25,7 @@ async def test_a_turn_is_two_messages_queued_for_the_index(tmp_path: Path) -> No
         ]
         await journal.indexed(ids[:1])
         assert [m.id for m in await journal.pending()] == ids[1:]
-        assert await journal.counts() == {"turns": 1, "messages": 2, "outbox": 1}
+        assert await journal.counts() == {"turns": 1, "messages": 2, "outbox": 1, "lexical_only": 0}
     finally:
         await journal.close()
 
@@ -74,3 +74,40 @@ async def test_a_journal_from_a_newer_gateway_is_refused(tmp_path: Path) -> None
         db.execute(f"PRAGMA user_version = {len(MIGRATIONS) + 1}")
     with pytest.raises(RuntimeError, match="newer"):
         await Journal.open(path)
+
+
+async def test_messages_indexed_by_words_alone_wait_for_their_dense_vector(tmp_path: Path) -> None:
+    journal = await Journal.open(tmp_path / "journal.db")
+    try:
+        ids = await journal.record(turn("the embedder was down", "so words only"))
+        await journal.indexed(ids, lexical_only=True)
+        assert await journal.pending() == []  # nothing new for a words-only index
+        assert [m.id for m in await journal.pending(lexical_only=True)] == ids  # all of it once dense works
+        assert (await journal.counts())["lexical_only"] == 2
+        await journal.indexed(ids)
+        assert await journal.pending(lexical_only=True) == []
+    finally:
+        await journal.close()
+
+
+async def test_requeue_puts_every_message_back_for_a_reindex(tmp_path: Path) -> None:
+    journal = await Journal.open(tmp_path / "journal.db")
+    try:
+        for i in range(3):
+            await journal.indexed(await journal.record(turn(f"q{i}", f"a{i}")))
+        assert await journal.pending() == []
+        assert await journal.requeue() == 6
+        assert [m.text for m in await journal.pending()] == ["q0", "a0", "q1", "a1", "q2", "a2"]
+    finally:
+        await journal.close()
+
+
+async def test_settings_kept_beside_the_journal(tmp_path: Path) -> None:
+    journal = await Journal.open(tmp_path / "journal.db")
+    try:
+        assert await journal.get("index.embedding_model") is None
+        await journal.put("index.embedding_model", "nomic-embed-text")
+        await journal.put("index.embedding_model", "all-minilm")
+        assert await journal.get("index.embedding_model") == "all-minilm"
+    finally:
+        await journal.close()

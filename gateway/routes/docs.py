@@ -12,6 +12,7 @@ from gateway.protocol import ErrorResponse
 
 _WHY = {
     400: "Malformed JSON, a schema error, or a parameter Ollama cannot honour",
+    401: "A missing or wrong API key (when [auth] keys are set)",
     404: "The model does not exist in Ollama",
     413: "The request body is larger than [limits] max_body_bytes",
     502: "Ollama is unreachable or failed",

@@ -10,6 +10,7 @@ from litestar.openapi.datastructures import ResponseSpec
 from litestar.response import Stream
 
 from gateway import translate
+from gateway.auth import key_user, require_key
 from gateway.chat import Chat
 from gateway.config import Settings
 from gateway.ollama import Ollama
@@ -28,8 +29,9 @@ SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 class OpenAIController(Controller):
     path = "/v1"
     tags = ("OpenAI",)
+    guards = (require_key,)
 
-    @get("/models", summary="List the models Ollama has", responses=error_responses(502, 503, 504))
+    @get("/models", summary="List the models Ollama has", responses=error_responses(401, 502, 503, 504))
     async def list_models(self, ollama: Ollama) -> ModelList:
         return translate.model_list(await ollama.tags())
 
@@ -43,18 +45,19 @@ class OpenAIController(Controller):
                 description="A chat completion; with `stream: true`, `text/event-stream` of `data: "
                 "<chat.completion.chunk>` frames ending with `data: [DONE]`",
             ),
-            **error_responses(400, 404, 413, 502, 503, 504),
+            **error_responses(400, 401, 404, 413, 502, 503, 504),
         },
     )
     async def chat_completions(
-        self, data: ChatCompletionRequest, chat: Chat, request: Request[Any, Any, Any]
+        self, data: ChatCompletionRequest, chat: Chat, settings: Settings, request: Request[Any, Any, Any]
     ) -> Response[ChatCompletion] | Stream:
         # Annotated as a Response so the route sets no media type: Litestar would let a route's JSON
         # override the Stream's text/event-stream.
+        user = key_user(request.headers, settings.auth)
         if not data.stream:
-            completion, report = await chat.complete(data, request.headers)
+            completion, report = await chat.complete(data, request.headers, user)
             return Response(completion, headers=report)
-        frames = await chat.stream(data, request.headers)
+        frames = await chat.stream(data, request.headers, user)
         return Stream(
             frames,
             media_type="text/event-stream",
@@ -66,7 +69,7 @@ class OpenAIController(Controller):
         "/embeddings",
         status_code=200,
         summary="Create embeddings with an Ollama embedding model",
-        responses=error_responses(400, 404, 413, 502, 503, 504),
+        responses=error_responses(400, 401, 404, 413, 502, 503, 504),
     )
     async def embeddings(self, data: EmbeddingRequest, ollama: Ollama, settings: Settings) -> CreateEmbeddingResponse:
         model = data.model or settings.embedding.model

@@ -9,8 +9,10 @@ from litestar.datastructures import State
 from msgspec import Struct
 
 from gateway import __version__
+from gateway.auth import require_key
 from gateway.config import Settings
 from gateway.errors import GatewayError
+from gateway.memory import Memory, MemoryStatus
 from gateway.ollama import Ollama, OllamaTags
 
 
@@ -38,6 +40,7 @@ class Status(Struct):
     upstream: UpstreamStatus
     model: ModelStatus
     models: list[str]
+    memory: MemoryStatus
 
 
 class StatusController(Controller):
@@ -47,8 +50,12 @@ class StatusController(Controller):
     async def health(self) -> Health:
         return Health()
 
-    @get("/status", summary="Version, upstream reachability, models and context window")
-    async def status(self, ollama: Ollama, settings: Settings, state: State) -> Status:
+    @get(
+        "/status",
+        summary="Version, upstream reachability, models, context window, memory engine and counts",
+        guards=[require_key],
+    )
+    async def status(self, ollama: Ollama, memory: Memory, settings: Settings, state: State) -> Status:
         version, tags = await asyncio.gather(ollama.version(), ollama.tags(), return_exceptions=True)
         upstream = UpstreamStatus(url=ollama.url, reachable=isinstance(version, str))
         if isinstance(version, str):
@@ -70,6 +77,7 @@ class StatusController(Controller):
                 tokenizer=state.tokenizer,
             ),
             models=names,
+            memory=await memory.status(),
         )
 
 

@@ -1,0 +1,115 @@
+"""The vector index: one point per remembered message, behind one small Protocol with two engines.
+
+- `EdgeIndex`: the embedded default, Qdrant's in-process engine (qdrant-edge) under `data_dir/index`.
+- `ServerIndex`: a Qdrant server or cluster through qdrant-client (`memory.qdrant_url`).
+
+Points carry user, conversation, role, kind, text and created_at; a `sparse` lexical vector (weighted by the
+engine's IDF) and, once the embedding model's size is known, a `dense` cosine vector. Search returns the two
+legs separately: fusing them is the caller's business, the same for both engines.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, Protocol
+
+from msgspec import Struct
+
+from gateway.config import MemorySettings
+from gateway.lexical import SparseVector
+
+DENSE = "dense"
+SPARSE = "sparse"
+
+
+class Entry(Struct, frozen=True, kw_only=True):
+    """A message to index."""
+
+    id: int
+    user: str
+    conversation: str
+    role: str
+    kind: str
+    text: str
+    created_at: float
+    sparse: SparseVector
+    dense: list[float] | None = None
+
+    def payload(self) -> dict[str, Any]:
+        return {
+            "user": self.user,
+            "conversation": self.conversation,
+            "role": self.role,
+            "kind": self.kind,
+            "text": self.text,
+            "created_at": self.created_at,
+        }
+
+
+class Hit(Struct, frozen=True, kw_only=True):
+    """A point found by one leg of a search, with that leg's raw score."""
+
+    id: int
+    score: float
+    conversation: str
+    role: str
+    kind: str
+    text: str
+    created_at: float
+
+    @classmethod
+    def of(cls, id: Any, score: float, payload: dict[str, Any] | None) -> Hit:
+        p = payload or {}
+        return cls(
+            id=int(id),
+            score=float(score),
+            conversation=str(p.get("conversation", "")),
+            role=str(p.get("role", "")),
+            kind=str(p.get("kind", "message")),
+            text=str(p.get("text", "")),
+            created_at=float(p.get("created_at", 0.0)),
+        )
+
+
+class Index(Protocol):
+    """What memory needs of a vector index. Implementations map engine errors to `IndexFailure`."""
+
+    @property
+    def engine(self) -> str: ...
+
+    @property
+    def dense_size(self) -> int | None: ...
+
+    async def add_dense(self, size: int) -> None:
+        """Give an index without dense vectors a `dense` vector of `size` (the embedding model's)."""
+
+    async def upsert(self, entries: Sequence[Entry]) -> None: ...
+
+    async def search(
+        self, user: str, *, dense: list[float] | None, sparse: SparseVector, limit: int
+    ) -> tuple[list[Hit], list[Hit]]:
+        """The user's best points by the dense leg (empty without a vector) and by the sparse leg."""
+
+    async def delete(self, ids: Sequence[int]) -> None: ...
+
+    async def delete_user(self, user: str) -> None: ...
+
+    async def count(self, user: str | None = None) -> int: ...
+
+    async def reset(self) -> None:
+        """Remove every point and the dense vector (a reindex starts from here)."""
+
+    async def flush(self) -> None: ...
+
+    async def close(self) -> None: ...
+
+
+async def open_index(settings: MemorySettings) -> Index:
+    if settings.qdrant_url:
+        from gateway.index.server import ServerIndex
+
+        return await ServerIndex.open(settings.qdrant_url, settings.qdrant_api_key or None)
+    from gateway.index.edge import EdgeIndex
+
+    return await EdgeIndex.open(Path(settings.data_dir) / "index")

@@ -1,0 +1,136 @@
+"""The embedded engine: Qdrant's in-process Rust engine (`qdrant-edge-py`, pinned: its API is beta).
+
+Its calls hold the GIL, so none may be long while serving: searches take well under a millisecond, writes
+come in small batches, and `optimize()` is never called here (only `gateway reindex` may). Its WAL stays on,
+so an acknowledged write survives a crash; `flush()` runs periodically and at close to keep replay short.
+Engine errors are plain `Exception`s; each is re-raised as ours, told apart by its message.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import shutil
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TypeVar
+
+import qdrant_edge as qe
+
+from gateway.errors import IndexFailure, IndexMismatch
+from gateway.index import DENSE, SPARSE, Entry, Hit
+from gateway.lexical import SparseVector
+
+T = TypeVar("T")
+
+
+@contextmanager
+def _engine_errors(doing: str) -> Iterator[None]:
+    try:
+        yield
+    except Exception as exc:
+        message = str(exc)
+        if "dimension" in message.lower() or "wrong input" in message.lower():
+            raise IndexMismatch(f"embedded index, {doing}: {message}") from exc
+        raise IndexFailure(f"embedded index, {doing}: {message}") from exc
+
+
+class EdgeIndex:
+    engine = "embedded (qdrant-edge)"
+
+    def __init__(self, shard: qe.EdgeShard, path: Path) -> None:
+        self._shard = shard
+        self._path = path
+
+    @classmethod
+    async def open(cls, path: Path) -> EdgeIndex:
+        """Open the shard in `path`, or create it (sparse only: the dense vector comes with the model's size)."""
+        return cls(await asyncio.to_thread(_load_or_create, path), path)
+
+    @property
+    def dense_size(self) -> int | None:
+        config = json.loads((self._path / "edge_config.json").read_text())
+        dense = config.get("vectors", {}).get(DENSE)
+        return int(dense["size"]) if dense else None
+
+    async def add_dense(self, size: int) -> None:
+        with _engine_errors("adding the dense vector"):
+            self._shard.update(qe.UpdateOperation.create_dense_vector(DENSE, size, qe.Distance.Cosine))
+
+    async def upsert(self, entries: Sequence[Entry]) -> None:
+        points = [qe.Point(e.id, _vectors(e), e.payload()) for e in entries]
+        with _engine_errors("storing points"):
+            self._shard.update(qe.UpdateOperation.upsert_points(points))
+
+    async def search(
+        self, user: str, *, dense: list[float] | None, sparse: SparseVector, limit: int
+    ) -> tuple[list[Hit], list[Hit]]:
+        mine = _user_filter(user)
+        legs: dict[str, qe.QueryRequest] = {}
+        if dense is not None:
+            legs[DENSE] = _request(dense, DENSE, mine, limit)
+        if sparse.indices:
+            legs[SPARSE] = _request(qe.SparseVector(sparse.indices, sparse.values), SPARSE, mine, limit)
+        if not legs:
+            return [], []
+        with _engine_errors("searching"):
+            results = self._shard.query_batch(qe.QueryBatchRequest(list(legs.values())))
+        found = {name: [Hit.of(p.id, p.score, p.payload) for p in leg] for name, leg in zip(legs, results, strict=True)}
+        return found.get(DENSE, []), found.get(SPARSE, [])
+
+    async def delete(self, ids: Sequence[int]) -> None:
+        with _engine_errors("deleting points"):
+            self._shard.update(qe.UpdateOperation.delete_points(list(ids)))
+
+    async def delete_user(self, user: str) -> None:
+        with _engine_errors("forgetting a user"):
+            self._shard.update(qe.UpdateOperation.delete_points_by_filter(_user_filter(user)))
+
+    async def count(self, user: str | None = None) -> int:
+        with _engine_errors("counting"):
+            return self._shard.count(qe.CountRequest(filter=_user_filter(user) if user else None))
+
+    async def reset(self) -> None:
+        await self._run(self._shard.close, "closing")
+        await asyncio.to_thread(shutil.rmtree, self._path)
+        self._shard = await asyncio.to_thread(_load_or_create, self._path)
+
+    async def flush(self) -> None:
+        await self._run(self._shard.flush, "flushing")
+
+    async def close(self) -> None:
+        await self._run(self._shard.flush, "flushing")
+        await self._run(self._shard.close, "closing")
+
+    async def _run(self, call: Callable[[], T], doing: str) -> T:
+        with _engine_errors(doing):
+            return await asyncio.to_thread(call)
+
+
+def _load_or_create(path: Path) -> qe.EdgeShard:
+    stale = path / "temp_segments"  # left by an optimisation cut short; we own the data dir, so it is stale
+    if stale.exists():
+        shutil.rmtree(stale)
+    with _engine_errors(f"opening {path}"):
+        if (path / "edge_config.json").exists():
+            return qe.EdgeShard.load(str(path))
+        config = qe.EdgeConfig(sparse_vectors={SPARSE: qe.EdgeSparseVectorParams(modifier=qe.Modifier.Idf)})
+        shard = qe.EdgeShard.create(str(path), config)
+        shard.update(qe.UpdateOperation.create_field_index("user", qe.PayloadSchemaType.Keyword))
+        return shard
+
+
+def _vectors(entry: Entry) -> dict[str, qe.NamedVector]:
+    vectors: dict[str, qe.NamedVector] = {SPARSE: qe.SparseVector(entry.sparse.indices, entry.sparse.values)}
+    if entry.dense is not None:
+        vectors[DENSE] = entry.dense
+    return vectors
+
+
+def _user_filter(user: str) -> qe.Filter:
+    return qe.Filter(must=[qe.FieldCondition("user", match=qe.MatchValue(user))])
+
+
+def _request(vector: list[float] | qe.SparseVector, using: str, where: qe.Filter, limit: int) -> qe.QueryRequest:
+    return qe.QueryRequest(limit=limit, query=qe.Query.Nearest(vector, using=using), filter=where, with_payload=True)
