@@ -32,6 +32,7 @@ log = logging.getLogger(__name__)
 BATCH = 32  # messages per embedding call and index write: short, so no engine call holds the loop for long
 FLUSH_EVERY = 5.0  # seconds between index flushes while there are writes
 RETRY_EMBEDDING = 30.0  # seconds before trying a failed embedding model again
+RECALL_EMBEDDING = 5.0  # seconds a chat waits for its query's embedding before recalling by words alone
 MODEL_KEY = "index.embedding_model"
 
 
@@ -183,9 +184,12 @@ class Memory:
     async def recall(self, user: str, text: str, *, extra: int = 0) -> Recollection:
         """The user's memories most relevant to `text`, best first; `extra` more to make up for duplicates."""
         limit = self._retrieval.top_k + extra
-        dense = None
+        dense, degraded = None, self.degraded
         if self.dense_ready:
-            vectors = await self.embedder.embed([text])
+            try:
+                vectors = await asyncio.wait_for(self.embedder.embed([text]), RECALL_EMBEDDING)
+            except TimeoutError:
+                vectors, degraded = None, f"the embedding model took over {RECALL_EMBEDDING:g} s"
             dense = vectors[0] if vectors else None
         words = lexical.query(text)
         semantic, by_words = await self.index.search(user, dense=dense, sparse=words, limit=limit)
@@ -196,7 +200,7 @@ class Memory:
             recency_weight=self._retrieval.recency_weight,
             limit=limit,
         )
-        return Recollection(memories, None if dense is not None else self.degraded)
+        return Recollection(memories, None if dense is not None else degraded or self.degraded)
 
     async def drain(self, progress: Callable[[int], None] | None = None) -> int:
         """Index everything in the outbox; returns how many messages were written."""

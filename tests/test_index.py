@@ -1,0 +1,120 @@
+"""Both index engines, real: qdrant-edge in a temporary directory and qdrant-client's `:memory:` mode."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from gateway import lexical
+from gateway.errors import IndexFailure, IndexMismatch
+from gateway.index import Entry, Index
+from gateway.index.edge import EdgeIndex
+from gateway.index.server import ServerIndex
+
+
+def entry(id: int, text: str, *, user: str = "ann", dense: list[float] | None = None, when: float = 0.0) -> Entry:
+    return Entry(
+        id=id,
+        user=user,
+        conversation="c1",
+        role="user",
+        kind="message",
+        text=text,
+        created_at=when or float(id),
+        sparse=lexical.document(text),
+        dense=dense,
+    )
+
+
+@pytest.fixture(params=["embedded", "server"])
+async def index(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Index]:
+    opened: Index = await (
+        EdgeIndex.open(tmp_path / "index") if request.param == "embedded" else ServerIndex.open(":memory:")
+    )
+    try:
+        yield opened
+    finally:
+        await opened.close()
+
+
+async def test_words_find_the_users_own_messages_only(index: Index) -> None:
+    await index.upsert(
+        [
+            entry(1, "my sister Maud lives in Lisbon"),
+            entry(2, "I walked the dog this morning"),
+            entry(3, "Maud is my neighbour", user="bob"),
+        ]
+    )
+    dense, words = await index.search("ann", dense=None, sparse=lexical.query("where does Maud live?"), limit=10)
+    assert dense == []
+    assert [(h.id, h.text, h.role, h.conversation, h.created_at) for h in words] == [
+        (1, "my sister Maud lives in Lisbon", "user", "c1", 1.0)
+    ]
+    assert await index.search("carol", dense=None, sparse=lexical.query("Maud"), limit=10) == ([], [])
+
+
+async def test_dense_vectors_come_when_the_size_is_known(index: Index) -> None:
+    assert index.dense_size is None
+    await index.add_dense(3)
+    assert index.dense_size == 3
+    await index.upsert([entry(1, "north", dense=[1.0, 0.0, 0.0]), entry(2, "east", dense=[0.0, 1.0, 0.0])])
+    await index.upsert([entry(3, "no vector yet")])  # indexed by words while the embedder is down
+    dense, words = await index.search("ann", dense=[0.9, 0.1, 0.0], sparse=lexical.query("vector"), limit=10)
+    assert [h.id for h in dense] == [1, 2]
+    assert dense[0].score == pytest.approx(0.9939, abs=1e-3)  # cosine
+    assert [h.id for h in words] == [3]
+
+
+async def test_a_vector_of_the_wrong_size_is_a_mismatch(index: Index) -> None:
+    await index.add_dense(3)
+    with pytest.raises(IndexMismatch):
+        await index.upsert([entry(1, "too long", dense=[1.0, 0.0, 0.0, 0.0])])
+
+
+async def test_count_delete_forget_and_reset(index: Index) -> None:
+    await index.upsert([entry(i, f"note number {i}") for i in range(1, 6)] + [entry(9, "bob's", user="bob")])
+    assert (await index.count(), await index.count("ann"), await index.count("bob")) == (6, 5, 1)
+    await index.delete([1, 2])
+    assert await index.count("ann") == 3
+    await index.delete_user("ann")
+    assert (await index.count("ann"), await index.count()) == (0, 1)
+    await index.reset()
+    assert await index.count() == 0
+    await index.add_dense(2)
+    await index.reset()
+    assert (await index.count(), index.dense_size) == (0, None)
+
+
+async def test_the_embedded_index_keeps_points_and_config_across_restarts(tmp_path: Path) -> None:
+    first = await EdgeIndex.open(tmp_path / "index")
+    await first.add_dense(2)
+    await first.upsert([entry(1, "kept across restarts", dense=[0.0, 1.0])])
+    await first.close()
+    (tmp_path / "index" / "temp_segments").mkdir()  # as an optimisation cut short leaves it
+    again = await EdgeIndex.open(tmp_path / "index")
+    try:
+        assert (again.dense_size, await again.count()) == (2, 1)
+        assert not (tmp_path / "index" / "temp_segments").exists()
+        dense, _ = await again.search("ann", dense=[0.0, 1.0], sparse=lexical.query("restarts"), limit=1)
+        assert dense[0].text == "kept across restarts"
+    finally:
+        await again.close()
+
+
+async def test_a_server_collection_with_points_needs_a_reindex_for_dense_vectors() -> None:
+    index = await ServerIndex.open(":memory:")
+    try:
+        await index.upsert([entry(1, "indexed by words before any model answered")])
+        with pytest.raises(IndexMismatch, match="gateway reindex"):
+            await index.add_dense(3)
+    finally:
+        await index.close()
+
+
+async def test_engine_errors_become_ours(tmp_path: Path) -> None:
+    (tmp_path / "index").mkdir()
+    (tmp_path / "index" / "edge_config.json").write_text("{not json")
+    with pytest.raises(IndexFailure, match="embedded index, opening"):
+        await EdgeIndex.open(tmp_path / "index")
