@@ -2,8 +2,8 @@
 
 A document's vector holds, per term, BM25's saturated term frequency; the engine multiplies in the IDF
 (the sparse vector is configured with Qdrant's `idf` modifier), so a query vector is 1 per distinct term.
-Terms are lower-cased words less stop words, lightly stemmed (Harman's S-stemmer: plurals only, which
-never merges unrelated words), and hashed to stable 31-bit indices.
+Terms are lower-cased words less stop words, lightly stemmed (Harman's S-stemmer: plurals only; it merges
+few unrelated words, `news` with `new` being one), and hashed to stable 31-bit indices.
 """
 
 from __future__ import annotations
@@ -35,7 +35,8 @@ class SparseVector(Struct, frozen=True):
 
 
 def terms(text: str) -> list[str]:
-    return [stem(word) for word in _WORD.findall(text.lower()) if word not in STOP_WORDS]
+    words = _WORD.findall(text.lower().replace("\u2019", "'"))  # phones type a curly apostrophe
+    return [stem(word) for word in words if word not in STOP_WORDS]
 
 
 def stem(word: str) -> str:

@@ -83,14 +83,19 @@ def fit(
     share = min(int(limit * memory_share), limit - fixed) if memories else 0
     first = _extend(sizes, lead, len(messages) - 1, limit - fixed - share)
     history = sum(sizes[first:-1]) if lead < len(messages) else 0
-    kept_texts = {_text(m) for m in messages[first:]}
-    offered = [m for m in memories if m.text not in kept_texts]
+    carried = {_text(m) for m in [*messages[:lead], *messages[first:], *([core] if core else [])]}
+    offered = [m for m in memories if m.text not in carried]
     block, chosen = _memory_block(offered, limit - fixed - history, count)
     memory_size = message_tokens(count, block) if block else 0
     first = _extend(sizes, lead, first, limit - fixed - memory_size)
     while first < len(messages) - 1 and messages[first].role == "tool":  # its tool call was trimmed
         first += 1
     history = sum(sizes[first:-1]) if lead < len(messages) else 0
+    carried |= {_text(m) for m in messages[first:]}
+    if any(m.text in carried for m in chosen):  # history came back over what these memories repeat
+        chosen = [m for m in chosen if m.text not in carried]
+        block = memory_message(chosen) if chosen else None
+        memory_size = message_tokens(count, block) if block else 0
 
     extra = [m for m in (core, block) if m is not None]
     kept = messages[:lead] + extra + messages[first:] if lead < len(messages) else messages + extra

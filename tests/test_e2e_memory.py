@@ -7,6 +7,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -34,7 +35,7 @@ def tell(url: str, text: str, *, user: str, conversation: str, key: str = "unuse
         )
 
 
-def ask(url: str, text: str, *, user: str, key: str = "unused") -> httpx.Headers:
+def ask(url: str, text: str, *, user: str, key: str = "unused") -> Mapping[str, str]:
     """Ask in a new conversation; returns the response headers."""
     with client(url, key) as sdk:
         raw = sdk.chat.completions.with_raw_response.create(

@@ -95,7 +95,8 @@ async def test_without_the_embedding_model_recall_uses_words_and_catches_up_late
         await memory.drain()
         found = await memory.recall("ann", "what is the boat called?")
         assert [m.text for m in found.memories][:1] == ["The boat is called Seagull."]
-        assert found.degraded is not None and "`ollama pull nomic-embed-text`" in found.degraded
+        assert found.degraded is not None
+        assert "`ollama pull nomic-embed-text`" in found.degraded
         assert (await memory.status()).retrieval == "lexical"
         assert (await memory.journal.counts())["lexical_only"] == 2
 
@@ -119,11 +120,14 @@ async def test_a_new_embedding_model_needs_a_reindex(tmp_path: Path, client: htt
     embed.size = 32  # another model, another size
     memory = await opened(tmp_path, client, GATEWAY_EMBEDDING_MODEL="all-minilm")
     try:
-        assert memory.degraded is not None and "run `gateway reindex`" in memory.degraded
+        assert memory.degraded is not None
+        assert "run `gateway reindex`" in memory.degraded
         found = await memory.recall("ann", "password hint")
-        assert found.memories and found.degraded is not None  # words still work
+        assert found.memories
+        assert found.degraded is not None
         assert await memory.reindex() == 2
-        assert memory.dense_ready and memory.index.dense_size == 32
+        assert memory.dense_ready
+        assert memory.index.dense_size == 32
         assert (await memory.recall("ann", "password hint")).degraded is None
         assert await memory.journal.get("index.embedding_model") == "all-minilm"
     finally:

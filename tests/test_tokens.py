@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import msgspec
+import pytest
 
 from gateway.protocol import ChatMessage, ToolDefinition
-from gateway.tokens import PER_MESSAGE, estimate, load_counter, message_tokens, tools_tokens
+from gateway.tokens import PER_MESSAGE, Calibration, estimate, load_counter, message_tokens, tools_tokens
 
 
 def test_tiktoken_counts_and_ignores_special_token_text() -> None:
@@ -38,3 +39,50 @@ def test_message_parts_are_all_counted() -> None:
     tools = [msgspec.convert({"type": "function", "function": {"name": "lookup"}}, ToolDefinition)]
     assert tools_tokens(count, tools) > 0
     assert tools_tokens(count, None) == 0
+
+
+def test_an_unseen_model_is_not_corrected() -> None:
+    assert Calibration().correction("qwen3:8b") == 1.0
+
+
+def test_the_correction_is_the_highest_recent_ratio_with_a_margin() -> None:
+    calibration = Calibration()
+    calibration.observe("qwen3:8b", 1000, 1100)
+    calibration.observe("qwen3:8b", 1000, 1250)
+    calibration.observe("qwen3:8b", 1000, 1050)
+    assert calibration.correction("qwen3:8b") == pytest.approx(1.25 + Calibration.MARGIN)
+    assert Calibration.MARGIN == 0.02
+
+
+def test_small_prompts_are_ignored() -> None:
+    calibration = Calibration()
+    calibration.observe("qwen3:8b", Calibration.MIN_TOKENS - 1, 200)  # the chat template dominates it
+    assert calibration.correction("qwen3:8b") == 1.0
+    calibration.observe("qwen3:8b", Calibration.MIN_TOKENS, 2 * Calibration.MIN_TOKENS)
+    assert calibration.correction("qwen3:8b") == pytest.approx(2.02)
+
+
+def test_counts_no_higher_than_ours_are_ignored() -> None:
+    calibration = Calibration()
+    calibration.observe("qwen3:8b", 1000, 300)  # Ollama counts only what its cache did not hold
+    calibration.observe("qwen3:8b", 1000, 1000)
+    assert calibration.correction("qwen3:8b") == 1.0
+
+
+def test_old_ratios_are_forgotten() -> None:
+    calibration = Calibration()
+    calibration.observe("qwen3:8b", 1000, 1500)
+    for _ in range(Calibration.WINDOW - 1):
+        calibration.observe("qwen3:8b", 1000, 1100)
+    assert calibration.correction("qwen3:8b") == pytest.approx(1.52)
+    calibration.observe("qwen3:8b", 1000, 1100)
+    assert calibration.correction("qwen3:8b") == pytest.approx(1.12)
+
+
+def test_each_model_is_calibrated_on_its_own() -> None:
+    calibration = Calibration()
+    calibration.observe("qwen3:8b", 1000, 1300)
+    calibration.observe("llama3.2", 1000, 1100)
+    assert calibration.correction("qwen3:8b") == pytest.approx(1.32)
+    assert calibration.correction("llama3.2") == pytest.approx(1.12)
+    assert calibration.correction("gemma3") == 1.0
