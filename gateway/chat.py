@@ -193,6 +193,7 @@ class Chat:
             completion_tokens=usage.completion_tokens if usage else 0,
             latency_ms=round((time.monotonic() - ready.started) * 1000),
             injected=ready.budget.memory_ids,
+            name=newest.name or "" if newest.role == "user" else "",
         )
         try:
             await self._memory.remember(turn)

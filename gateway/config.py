@@ -64,10 +64,10 @@ Share = Annotated[float, msgspec.Meta(ge=0, le=1)]
 
 
 class RetrievalSettings(Section):
-    top_k: Positive = 3
-    relevance_threshold: Share = 0.5
+    top_k: Positive = 200
+    relevance_threshold: Share = 0.05
     memory_share: Share = 0.5
-    recency_weight: Share = 0.1
+    recency_weight: Share = 0.02
 
 
 class IdentitySettings(Section):

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Literal
 
@@ -50,6 +51,10 @@ MIGRATIONS: list[str] = [
     ALTER TABLE outbox ADD COLUMN lexical_only INTEGER NOT NULL DEFAULT 0;
     CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
     """,
+    # 3: who said a message, when a client or an import names the speaker (OpenAI's `name`)
+    """
+    ALTER TABLE messages ADD COLUMN name TEXT NOT NULL DEFAULT '';
+    """,
 ]
 
 
@@ -67,6 +72,7 @@ class Turn(Struct, kw_only=True):
     latency_ms: int = 0
     injected: list[int] = []
     created_at: float = 0.0
+    name: str = ""  # the asker's name, if the client gave one
 
 
 class StoredMessage(Struct):
@@ -77,6 +83,10 @@ class StoredMessage(Struct):
     kind: str
     text: str
     created_at: float
+    name: str = ""
+
+
+_MESSAGE = "m.id, m.user, m.conversation, m.role, m.kind, m.text, m.created_at, m.name"
 
 
 class Journal:
@@ -121,12 +131,29 @@ class Journal:
         )
         turn_id = cursor.lastrowid
         ids = []
-        for role, text in (("user", turn.question), ("assistant", turn.answer)):
+        for role, text, name in (("user", turn.question, turn.name), ("assistant", turn.answer, "")):
             if not text:
                 continue
             cursor = await self._db.execute(
-                "INSERT INTO messages (turn_id, user, conversation, role, text, created_at) VALUES (?, ?, ?, ?, ?, ?)",
-                (turn_id, turn.user, turn.conversation, role, text, when),
+                "INSERT INTO messages (turn_id, user, conversation, role, text, created_at, name)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (turn_id, turn.user, turn.conversation, role, text, when, name),
+            )
+            assert cursor.lastrowid is not None
+            ids.append(cursor.lastrowid)
+        await self._db.executemany("INSERT INTO outbox (message_id) VALUES (?)", [(i,) for i in ids])
+        await self._db.commit()
+        return ids
+
+    async def add_messages(
+        self, user: str, conversation: str, messages: Sequence[tuple[str, str, float, str]]
+    ) -> list[int]:
+        """Store messages that came without a turn of ours (an import): (role, text, created_at, name) each."""
+        ids = []
+        for role, text, when, name in messages:
+            cursor = await self._db.execute(
+                "INSERT INTO messages (user, conversation, role, text, created_at, name) VALUES (?, ?, ?, ?, ?, ?)",
+                (user, conversation, role, text, when, name),
             )
             assert cursor.lastrowid is not None
             ids.append(cursor.lastrowid)
@@ -137,8 +164,7 @@ class Journal:
     async def recent(self, user: str, conversation: str, limit: int) -> list[StoredMessage]:
         """The newest `limit` messages of a conversation, oldest first."""
         rows = await self._db.execute_fetchall(
-            "SELECT id, user, conversation, role, kind, text, created_at FROM messages"
-            " WHERE user = ? AND conversation = ? ORDER BY id DESC LIMIT ?",
+            f"SELECT {_MESSAGE} FROM messages m WHERE user = ? AND conversation = ? ORDER BY id DESC LIMIT ?",
             (user, conversation, limit),
         )
         return [StoredMessage(*row) for row in reversed(list(rows))]
@@ -146,8 +172,7 @@ class Journal:
     async def pending(self, limit: int = 256, *, lexical_only: bool = False) -> list[StoredMessage]:
         """Messages the index lacks, oldest first; with `lexical_only`, also those indexed without a dense vector."""
         rows = await self._db.execute_fetchall(
-            "SELECT m.id, m.user, m.conversation, m.role, m.kind, m.text, m.created_at"
-            " FROM outbox o JOIN messages m ON m.id = o.message_id WHERE o.lexical_only <= ?"
+            f"SELECT {_MESSAGE} FROM outbox o JOIN messages m ON m.id = o.message_id WHERE o.lexical_only <= ?"
             " ORDER BY o.message_id LIMIT ?",
             (int(lexical_only), limit),
         )

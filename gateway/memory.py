@@ -213,7 +213,8 @@ class Memory:
         return done
 
     async def _index(self, batch: list[StoredMessage]) -> None:
-        vectors = await self.embedder.embed([m.text for m in batch]) if self.dense_ready else None
+        said = [f"{m.name}: {m.text}" if m.name else m.text for m in batch]  # who said it is searchable too
+        vectors = await self.embedder.embed(said) if self.dense_ready else None
         entries = [
             Entry(
                 id=m.id,
@@ -223,8 +224,9 @@ class Memory:
                 kind=m.kind,
                 text=m.text,
                 created_at=m.created_at,
-                sparse=lexical.document(m.text),
+                sparse=lexical.document(said[n]),
                 dense=vectors[n] if vectors else None,
+                name=m.name,
             )
             for n, m in enumerate(batch)
         ]

@@ -35,6 +35,7 @@ class Recalled(Struct, frozen=True):
     created_at: float
     score: float
     conversation: str = ""
+    name: str = ""
 
 
 class Budget(Struct):
@@ -151,7 +152,7 @@ def memory_message(memories: Sequence[Recalled]) -> ChatMessage:
 
 def render(memory: Recalled) -> str:
     when = time.strftime("%Y-%m-%d %H:%M", time.gmtime(memory.created_at))
-    return f"[{when}] {memory.role}: {memory.text}"
+    return f"[{when}] {memory.name or memory.role}: {memory.text}"
 
 
 def _text(message: ChatMessage) -> str:

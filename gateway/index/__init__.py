@@ -35,6 +35,7 @@ class Entry(Struct, frozen=True, kw_only=True):
     created_at: float
     sparse: SparseVector
     dense: list[float] | None = None
+    name: str = ""
 
     def payload(self) -> dict[str, Any]:
         return {
@@ -44,6 +45,7 @@ class Entry(Struct, frozen=True, kw_only=True):
             "kind": self.kind,
             "text": self.text,
             "created_at": self.created_at,
+            "name": self.name,
         }
 
 
@@ -57,6 +59,7 @@ class Hit(Struct, frozen=True, kw_only=True):
     kind: str
     text: str
     created_at: float
+    name: str = ""
 
     @classmethod
     def of(cls, id: Any, score: float, payload: dict[str, Any] | None) -> Hit:
@@ -69,6 +72,7 @@ class Hit(Struct, frozen=True, kw_only=True):
             kind=str(p.get("kind", "message")),
             text=str(p.get("text", "")),
             created_at=float(p.get("created_at", 0.0)),
+            name=str(p.get("name", "")),
         )
 
 
