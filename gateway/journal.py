@@ -6,9 +6,11 @@ outbox row per message until the index has it. Schema changes are ordered steps 
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 import time
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 from typing import Literal
 
@@ -92,6 +94,20 @@ _MESSAGE = "m.id, m.user, m.conversation, m.role, m.kind, m.text, m.created_at, 
 class Journal:
     def __init__(self, db: aiosqlite.Connection) -> None:
         self._db = db
+        # One connection: a transaction's statements must not interleave with another coroutine's, and a
+        # reader must not see (or a writer commit) another's half-written turn.
+        self._lock = asyncio.Lock()
+
+    @contextlib.asynccontextmanager
+    async def _write(self) -> AsyncIterator[None]:
+        """One transaction, alone on the connection: committed at the end, rolled back if anything fails."""
+        async with self._lock:
+            try:
+                yield
+                await self._db.commit()
+            except BaseException:
+                await self._db.rollback()
+                raise
 
     @classmethod
     async def open(cls, path: Path) -> Journal:
@@ -113,102 +129,108 @@ class Journal:
 
     async def record(self, turn: Turn) -> list[int]:
         """Store a turn and queue its messages for indexing; returns the message ids."""
-        when = turn.created_at or time.time()
-        cursor = await self._db.execute(
-            "INSERT INTO turns (user, conversation, created_at, model, status, prompt_tokens, completion_tokens,"
-            " latency_ms, injected) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (
-                turn.user,
-                turn.conversation,
-                when,
-                turn.model,
-                turn.status,
-                turn.prompt_tokens,
-                turn.completion_tokens,
-                turn.latency_ms,
-                json.dumps(turn.injected),
-            ),
-        )
-        turn_id = cursor.lastrowid
-        ids = []
-        for role, text, name in (("user", turn.question, turn.name), ("assistant", turn.answer, "")):
-            if not text:
-                continue
+        async with self._write():
+            when = turn.created_at or time.time()
             cursor = await self._db.execute(
-                "INSERT INTO messages (turn_id, user, conversation, role, text, created_at, name)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?)",
-                (turn_id, turn.user, turn.conversation, role, text, when, name),
+                "INSERT INTO turns (user, conversation, created_at, model, status, prompt_tokens, completion_tokens,"
+                " latency_ms, injected) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    turn.user,
+                    turn.conversation,
+                    when,
+                    turn.model,
+                    turn.status,
+                    turn.prompt_tokens,
+                    turn.completion_tokens,
+                    turn.latency_ms,
+                    json.dumps(turn.injected),
+                ),
             )
-            assert cursor.lastrowid is not None
-            ids.append(cursor.lastrowid)
-        await self._db.executemany("INSERT INTO outbox (message_id) VALUES (?)", [(i,) for i in ids])
-        await self._db.commit()
-        return ids
+            turn_id = cursor.lastrowid
+            ids = []
+            for role, text, name in (("user", turn.question, turn.name), ("assistant", turn.answer, "")):
+                if not text:
+                    continue
+                cursor = await self._db.execute(
+                    "INSERT INTO messages (turn_id, user, conversation, role, text, created_at, name)"
+                    " VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    (turn_id, turn.user, turn.conversation, role, text, when, name),
+                )
+                assert cursor.lastrowid is not None
+                ids.append(cursor.lastrowid)
+            await self._db.executemany("INSERT INTO outbox (message_id) VALUES (?)", [(i,) for i in ids])
+            return ids
 
     async def add_messages(
         self, user: str, conversation: str, messages: Sequence[tuple[str, str, float, str]]
     ) -> list[int]:
         """Store messages that came without a turn of ours (an import): (role, text, created_at, name) each."""
-        ids = []
-        for role, text, when, name in messages:
-            cursor = await self._db.execute(
-                "INSERT INTO messages (user, conversation, role, text, created_at, name) VALUES (?, ?, ?, ?, ?, ?)",
-                (user, conversation, role, text, when, name),
-            )
-            assert cursor.lastrowid is not None
-            ids.append(cursor.lastrowid)
-        await self._db.executemany("INSERT INTO outbox (message_id) VALUES (?)", [(i,) for i in ids])
-        await self._db.commit()
-        return ids
+        async with self._write():
+            ids = []
+            for role, text, when, name in messages:
+                cursor = await self._db.execute(
+                    "INSERT INTO messages (user, conversation, role, text, created_at, name) VALUES (?, ?, ?, ?, ?, ?)",
+                    (user, conversation, role, text, when, name),
+                )
+                assert cursor.lastrowid is not None
+                ids.append(cursor.lastrowid)
+            await self._db.executemany("INSERT INTO outbox (message_id) VALUES (?)", [(i,) for i in ids])
+            return ids
 
     async def recent(self, user: str, conversation: str, limit: int) -> list[StoredMessage]:
         """The newest `limit` messages of a conversation, oldest first."""
-        rows = await self._db.execute_fetchall(
-            f"SELECT {_MESSAGE} FROM messages m WHERE user = ? AND conversation = ? ORDER BY id DESC LIMIT ?",
-            (user, conversation, limit),
-        )
-        return [StoredMessage(*row) for row in reversed(list(rows))]
+        async with self._lock:
+            rows = await self._db.execute_fetchall(
+                f"SELECT {_MESSAGE} FROM messages m WHERE user = ? AND conversation = ? ORDER BY id DESC LIMIT ?",
+                (user, conversation, limit),
+            )
+            return [StoredMessage(*row) for row in reversed(list(rows))]
 
     async def pending(self, limit: int = 256, *, lexical_only: bool = False) -> list[StoredMessage]:
         """Messages the index lacks, oldest first; with `lexical_only`, also those indexed without a dense vector."""
-        rows = await self._db.execute_fetchall(
-            f"SELECT {_MESSAGE} FROM outbox o JOIN messages m ON m.id = o.message_id WHERE o.lexical_only <= ?"
-            " ORDER BY o.message_id LIMIT ?",
-            (int(lexical_only), limit),
-        )
-        return [StoredMessage(*row) for row in rows]
+        async with self._lock:
+            rows = await self._db.execute_fetchall(
+                f"SELECT {_MESSAGE} FROM outbox o JOIN messages m ON m.id = o.message_id WHERE o.lexical_only <= ?"
+                " ORDER BY o.message_id LIMIT ?",
+                (int(lexical_only), limit),
+            )
+            return [StoredMessage(*row) for row in rows]
 
     async def indexed(self, ids: list[int], *, lexical_only: bool = False) -> None:
         """The index has these; lexical-only ones stay queued for their dense vector."""
-        if lexical_only:
-            await self._db.executemany("UPDATE outbox SET lexical_only = 1 WHERE message_id = ?", [(i,) for i in ids])
-        else:
-            await self._db.executemany("DELETE FROM outbox WHERE message_id = ?", [(i,) for i in ids])
-        await self._db.commit()
+        async with self._write():
+            if lexical_only:
+                await self._db.executemany(
+                    "UPDATE outbox SET lexical_only = 1 WHERE message_id = ?", [(i,) for i in ids]
+                )
+            else:
+                await self._db.executemany("DELETE FROM outbox WHERE message_id = ?", [(i,) for i in ids])
 
     async def requeue(self) -> int:
         """Queue every message for indexing again (a reindex); returns how many."""
-        await self._db.execute("DELETE FROM outbox")
-        cursor = await self._db.execute("INSERT INTO outbox (message_id) SELECT id FROM messages")
-        await self._db.commit()
-        return cursor.rowcount
+        async with self._write():
+            await self._db.execute("DELETE FROM outbox")
+            cursor = await self._db.execute("INSERT INTO outbox (message_id) SELECT id FROM messages")
+            return cursor.rowcount
 
     async def get(self, key: str) -> str | None:
-        rows = list(await self._db.execute_fetchall("SELECT value FROM meta WHERE key = ?", (key,)))
-        return str(rows[0][0]) if rows else None
+        async with self._lock:
+            rows = list(await self._db.execute_fetchall("SELECT value FROM meta WHERE key = ?", (key,)))
+            return str(rows[0][0]) if rows else None
 
     async def put(self, key: str, value: str) -> None:
-        await self._db.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", (key, value))
-        await self._db.commit()
+        async with self._write():
+            await self._db.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", (key, value))
 
     async def counts(self) -> dict[str, int]:
-        rows = await self._db.execute_fetchall(
-            "SELECT (SELECT count(*) FROM turns), (SELECT count(*) FROM messages),"
-            " (SELECT count(*) FROM outbox WHERE lexical_only = 0),"
-            " (SELECT count(*) FROM outbox WHERE lexical_only = 1)"
-        )
-        turns, messages, outbox, lexical_only = next(iter(rows))
-        return {"turns": turns, "messages": messages, "outbox": outbox, "lexical_only": lexical_only}
+        async with self._lock:
+            rows = await self._db.execute_fetchall(
+                "SELECT (SELECT count(*) FROM turns), (SELECT count(*) FROM messages),"
+                " (SELECT count(*) FROM outbox WHERE lexical_only = 0),"
+                " (SELECT count(*) FROM outbox WHERE lexical_only = 1)"
+            )
+            turns, messages, outbox, lexical_only = next(iter(rows))
+            return {"turns": turns, "messages": messages, "outbox": outbox, "lexical_only": lexical_only}
 
 
 async def migrate(db: aiosqlite.Connection) -> int:

@@ -21,7 +21,7 @@ from msgspec import Struct
 from gateway import lexical
 from gateway.config import Settings
 from gateway.errors import GatewayError, IndexMismatch
-from gateway.index import Entry, Index, open_index
+from gateway.index import Entry, Index, Stored, open_index
 from gateway.journal import Journal, StoredMessage, Turn
 from gateway.ollama import Ollama
 from gateway.prompt import Recalled
@@ -39,6 +39,18 @@ MODEL_KEY = "index.embedding_model"
 class Recollection(Struct):
     memories: list[Recalled]
     degraded: str | None = None  # why recall ran on words alone, or failed
+
+
+def recalled(stored: Stored, relevance: float) -> Recalled:
+    return Recalled(
+        id=stored.id,
+        role=stored.role,
+        text=stored.text,
+        created_at=stored.created_at,
+        score=relevance,
+        conversation=stored.conversation,
+        name=stored.name,
+    )
 
 
 class MemoryStatus(Struct):
@@ -193,13 +205,15 @@ class Memory:
             dense = vectors[0] if vectors else None
         words = lexical.query(text)
         semantic, by_words = await self.index.search(user, dense=dense, sparse=words, limit=limit)
-        memories = fuse(
+        ranked = fuse(
             semantic if dense is not None else None,
             by_words if words.indices else None,
             threshold=self._retrieval.relevance_threshold,
             recency_weight=self._retrieval.recency_weight,
             limit=limit,
         )
+        stored = {s.id: s for s in await self.index.fetch([r.id for r in ranked])} if ranked else {}
+        memories = [recalled(stored[r.id], r.score) for r in ranked if r.id in stored]
         return Recollection(memories, None if dense is not None else degraded or self.degraded)
 
     async def drain(self, progress: Callable[[int], None] | None = None) -> int:

@@ -4,7 +4,8 @@ Each leg ranks the user's memories: the dense leg by meaning (cosine similarity)
 words weighted by rarity. Weighted reciprocal rank fusion adds w/(k + rank) per leg. Relevance is that sum
 divided by its best possible value over the legs that ran, so a memory ranked first by every leg has
 relevance 1 and it falls off with rank; `relevance_threshold` applies to it. Recency then nudges the order:
-the newest candidate gains `recency_weight`, the oldest nothing. The weights and k were chosen on LoCoMo
+the newest candidate gains `recency_weight`, the oldest nothing (ids grow as messages are stored, so the
+highest id is the newest). The weights and k were chosen on LoCoMo
 (tests/bench/locomo_recall.py).
 """
 
@@ -12,47 +13,31 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from gateway.index import Hit
-from gateway.prompt import Recalled
+from gateway.index import Scored
 
 RRF_K = 10
 DENSE_WEIGHT = 3.0  # the sparse leg weighs 1
 
 
 def fuse(
-    semantic: Sequence[Hit] | None,
-    lexical: Sequence[Hit] | None,
+    semantic: Sequence[Scored] | None,
+    lexical: Sequence[Scored] | None,
     *,
     threshold: float,
     recency_weight: float,
     limit: int,
     k: int = RRF_K,
     dense_weight: float = DENSE_WEIGHT,
-) -> list[Recalled]:
-    """The best `limit` memories, best first; a leg is None when it did not run."""
+) -> list[Scored]:
+    """The best `limit` memories with their relevance, best first; a leg is None when it did not run."""
     ran = [(leg, weight) for leg, weight in ((semantic, dense_weight), (lexical, 1.0)) if leg is not None]
     fused: dict[int, float] = {}
-    hits: dict[int, Hit] = {}
     for leg, weight in ran:
         for rank, hit in enumerate(leg):
             fused[hit.id] = fused.get(hit.id, 0.0) + weight / (k + rank + 1)
-            hits.setdefault(hit.id, hit)
     best = sum(weight for _, weight in ran) / (k + 1)
     relevant = {i: score / best for i, score in fused.items() if score / best >= threshold}
-    by_age = sorted(relevant, key=lambda i: (hits[i].created_at, i))
-    newness = {i: n / max(1, len(by_age) - 1) for n, i in enumerate(by_age)}
+    newness = {i: n / max(1, len(relevant) - 1) for n, i in enumerate(sorted(relevant))}
     final = {i: (1 - recency_weight) * relevant[i] + recency_weight * newness[i] for i in relevant}
     order = sorted(final, key=final.__getitem__, reverse=True)
-    return [_recalled(hits[i], relevant[i]) for i in order[:limit]]
-
-
-def _recalled(hit: Hit, relevance: float) -> Recalled:
-    return Recalled(
-        id=hit.id,
-        role=hit.role,
-        text=hit.text,
-        created_at=hit.created_at,
-        score=round(relevance, 4),
-        conversation=hit.conversation,
-        name=hit.name,
-    )
+    return [Scored(i, round(relevant[i], 4)) for i in order[:limit]]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Callable
 
@@ -28,7 +29,12 @@ def load_counter(encoding: str) -> tuple[Count, str]:
     except Exception as exc:  # offline without a cache, or an unknown name: count high rather than fail
         log.warning("tokenizer %s unavailable (%s); counting bytes/3 instead, which overestimates", encoding, exc)
         return estimate, "estimate (bytes/3)"
-    return lambda text: len(encode(text)), encoding
+
+    @functools.lru_cache(maxsize=1 << 16)  # recalled memories come back request after request
+    def count(text: str) -> int:
+        return len(encode(text))
+
+    return count, encoding
 
 
 def estimate(text: str) -> int:

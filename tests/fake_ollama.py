@@ -7,6 +7,7 @@ user message steers it, so a test can ask for a scenario through the real gatewa
     #length    cut by num_predict     #midfail   an {"error": ...} line in a 200 stream
     #fail500   a 500 before any byte  #busy      503, as Ollama when its queue is full
     #slow      a long, slow stream (a test disconnects and checks /_fake/stats)
+    #hungry    prompt_eval_count of one token per character (far more than tiktoken counts)
 
 Otherwise the answer is `echo: <last user message>`, streamed a word per chunk. Every /api/chat body is
 kept for inspection at GET /_fake/requests (DELETE resets), and disconnects are counted at /_fake/stats.
@@ -93,6 +94,8 @@ class FakeOllama:
             await _json(send, 503, {"error": "server busy, please try again.  maximum pending requests exceeded"})
             return
         chunks = _script(model, last)
+        if "#hungry" in last:  # a model whose tokenizer counts a token per character
+            chunks[-1]["prompt_eval_count"] = sum(len(m.get("content", "")) for m in request["messages"])
         if not request.get("stream", True):
             await _json(send, 200, _merge(chunks))
             return

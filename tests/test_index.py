@@ -49,9 +49,16 @@ async def test_words_find_the_users_own_messages_only(index: Index) -> None:
     )
     dense, words = await index.search("ann", dense=None, sparse=lexical.query("where does Maud live?"), limit=10)
     assert dense == []
-    assert [(h.id, h.text, h.role, h.conversation, h.created_at) for h in words] == [
-        (1, "my sister Maud lives in Lisbon", "user", "c1", 1.0)
-    ]
+    assert [h.id for h in words] == [1]
+    [found] = await index.fetch([h.id for h in words] + [404])  # an unknown id is left out
+    assert (found.id, found.text, found.role, found.conversation, found.created_at, found.name) == (
+        1,
+        "my sister Maud lives in Lisbon",
+        "user",
+        "c1",
+        1.0,
+        "",
+    )
     assert await index.search("carol", dense=None, sparse=lexical.query("Maud"), limit=10) == ([], [])
 
 
@@ -98,7 +105,7 @@ async def test_the_embedded_index_keeps_points_and_config_across_restarts(tmp_pa
         assert (again.dense_size, await again.count()) == (2, 1)
         assert not (tmp_path / "index" / "temp_segments").exists()
         dense, _ = await again.search("ann", dense=[0.0, 1.0], sparse=lexical.query("restarts"), limit=1)
-        assert dense[0].text == "kept across restarts"
+        assert [s.text for s in await again.fetch([dense[0].id])] == ["kept across restarts"]
     finally:
         await again.close()
 
@@ -118,3 +125,24 @@ async def test_engine_errors_become_ours(tmp_path: Path) -> None:
     (tmp_path / "index" / "edge_config.json").write_text("{not json")
     with pytest.raises(IndexFailure, match="embedded index, opening"):
         await EdgeIndex.open(tmp_path / "index")
+
+
+async def test_a_malformed_sparse_vector_never_reaches_the_embedded_engine(tmp_path: Path) -> None:
+    index = await EdgeIndex.open(tmp_path / "index")
+    try:
+        bad = Entry(
+            id=1,
+            user="ann",
+            conversation="c1",
+            role="user",
+            kind="message",
+            text="x",
+            created_at=1.0,
+            sparse=lexical.SparseVector([1, 1], [0.5, 0.5]),
+        )
+        with pytest.raises(IndexFailure, match="malformed sparse vector"):
+            await index.upsert([bad])
+        await index.upsert([entry(2, "still writable")])
+        assert await index.count() == 1
+    finally:
+        await index.close()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
 from pathlib import Path
 
@@ -109,5 +110,29 @@ async def test_settings_kept_beside_the_journal(tmp_path: Path) -> None:
         await journal.put("index.embedding_model", "nomic-embed-text")
         await journal.put("index.embedding_model", "all-minilm")
         assert await journal.get("index.embedding_model") == "all-minilm"
+    finally:
+        await journal.close()
+
+
+async def test_concurrent_turns_do_not_mix(tmp_path: Path) -> None:
+    journal = await Journal.open(tmp_path / "journal.db")
+    try:
+        ids = await asyncio.gather(*(journal.record(turn(f"q{n}", f"a{n}", conversation=f"c{n}")) for n in range(40)))
+        assert all(len(pair) == 2 for pair in ids)
+        for n in range(40):
+            assert [m.text for m in await journal.recent("ann", f"c{n}", 10)] == [f"q{n}", f"a{n}"]
+        assert await journal.counts() == {"turns": 40, "messages": 80, "outbox": 80, "lexical_only": 0}
+    finally:
+        await journal.close()
+
+
+async def test_a_failed_write_leaves_nothing_half_done(tmp_path: Path) -> None:
+    journal = await Journal.open(tmp_path / "journal.db")
+    try:
+        broken = [("user", "kept only with the rest", 1.0, ""), ("user", None, 2.0, "")]
+        with pytest.raises(sqlite3.IntegrityError):
+            await journal.add_messages("ann", "c1", broken)  # type: ignore[arg-type]
+        await journal.record(turn("next turn"))
+        assert [m.text for m in await journal.recent("ann", "c1", 10)] == ["next turn", "ok"]
     finally:
         await journal.close()

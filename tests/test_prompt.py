@@ -11,7 +11,7 @@ import pytest
 from gateway.errors import ContextLengthExceeded
 from gateway.prompt import MEMORY_PREAMBLE, SYSTEM_ROLES, Recalled, fit, reserve_for
 from gateway.protocol import ChatMessage
-from gateway.tokens import PER_MESSAGE, REPLY_PRIMING, message_tokens
+from gateway.tokens import PER_MESSAGE, REPLY_PRIMING, load_counter, message_tokens
 
 
 def words(text: str) -> int:
@@ -176,17 +176,20 @@ def test_the_best_memories_go_in_when_not_all_fit() -> None:
     ]
 
 
-def test_a_block_that_counts_more_than_its_lines_drops_the_worst() -> None:
-    def words_and_newlines(text: str) -> int:
-        return words(text) + 2 * text.count("\n")
-
-    memories = [recalled(1, "my dog Rex"), recalled(2, "my cat Tom")]
-    # while choosing: 38 for the block and 7 a line (its newline counted as 1), so both fit in 52; but each
-    # newline counts 2, so joined they take 54 and the worse goes: the best alone takes 46
-    _, budget = fit(msgs(("user", "q")), window=8 + 52, reserve=0, count=words_and_newlines, memories=memories)
-    assert budget.memory_ids == [1]
-    assert budget.memories == 46
-    assert budget.free == 6
+@pytest.mark.parametrize("encoding", ["cl100k_base", "o200k_base"])
+def test_the_memory_block_counts_exactly_the_sum_of_its_lines(encoding: str) -> None:
+    """What lets assembly count each memory once (and cache it) rather than the whole block per request."""
+    count, name = load_counter(encoding)
+    assert name == encoding
+    rng = random.Random(7)
+    pieces = ["Lisbon", "my sister", "\n", "  ", "!", "2023", "[x]", "é", "<memories>", "don't", " ", ":)", "\n\n"]
+    for _ in range(100):
+        memories = [
+            recalled(n, "".join(rng.choice(pieces) for _ in range(rng.randint(1, 12))), created_at=rng.uniform(0, 2e9))
+            for n in range(rng.randint(1, 30))
+        ]
+        kept, budget = fit(msgs(("user", "q")), window=100_000, reserve=0, count=count, memories=memories)
+        assert budget.memories == message_tokens(count, kept[0])
 
 
 def test_a_memory_of_a_message_in_the_prompt_is_left_out() -> None:
@@ -207,20 +210,20 @@ def test_a_memory_of_a_trimmed_message_is_kept() -> None:
 
 OLD = [("user" if n % 2 == 0 else "assistant", f"old message number {n} here") for n in range(30)]
 LONG = msgs(*OLD, ("user", "q"))  # 30 old messages of 9 tokens, and the newest
-LINE = "a memory of six words"  # with a number after it: 9 tokens as a line, 10 while choosing
+LINE = "a memory of six words"  # with a number after it: 9 tokens as a line
 
 
 def test_the_memory_share_limits_recent_history() -> None:
     memories = [recalled(n, f"{LINE} {n}") for n in range(10)]
     # limit 200, fixed 8 (priming and "q"): history gets 200 - 8 - 100 = 92, so 10 messages of 9 tokens;
-    # memories get 200 - 8 - 90 = 102: the block's 34 and six lines of 10 while choosing
+    # memories get 200 - 8 - 90 = 102: the block's 34 and seven lines of 9
     _, budget = fit(LONG, window=200, reserve=0, count=words, memories=memories, memory_share=0.5)
-    assert budget.memory_ids == [0, 1, 2, 3, 4, 5]
-    assert budget.memories == block_size(*[f"{LINE} {n}" for n in range(6)]) == 88
-    # the memories needed 88 of their 102: one more old message comes back in the 14 left
-    assert budget.recent == 11 * 9 + each("q")
-    assert budget.trimmed == 19
-    assert budget.free == 200 - REPLY_PRIMING - each("q") - 88 - 99
+    assert budget.memory_ids == [0, 1, 2, 3, 4, 5, 6]
+    assert budget.memories == block_size(*[f"{LINE} {n}" for n in range(7)]) == 97
+    # the memories needed 97 of their 102: the 5 left hold no old message of 9
+    assert budget.recent == 10 * 9 + each("q")
+    assert budget.trimmed == 20
+    assert budget.free == 200 - REPLY_PRIMING - each("q") - 97 - 90
 
 
 def test_without_a_memory_share_history_takes_the_room() -> None:

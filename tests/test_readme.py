@@ -83,11 +83,30 @@ def test_configure_example_runs_as_written(fake_session: Fake, tmp_path: Path) -
     assert status["model"]["context_window"] == 16384
 
 
-def test_benchmark_command_runs_as_written() -> None:
-    [(_, code)] = readme.blocks("bench")
+def test_reindex_command_runs_as_written(fake: Fake, tmp_path: Path) -> None:
+    with processes.gateway(fake.url, tmp_path / "data") as url:
+        body = {"messages": [{"role": "user", "content": "remember the lighthouse"}]}
+        httpx.post(url + "/v1/chat/completions", json=body)
+    [(_, code)] = readme.blocks("reindex")
+    env = {**os.environ, **processes.gateway_env(fake.url, tmp_path / "data")}
     result = subprocess.run(
-        ["bash", "-c", code.strip()], cwd=processes.ROOT, capture_output=True, text=True, timeout=600
+        ["bash", "-c", code.strip()], cwd=processes.ROOT, env=env, capture_output=True, text=True, timeout=300
     )
     assert result.returncode == 0, result.stderr
-    assert "gateway (memory off)" in result.stdout
-    assert "fake Ollama directly" in result.stdout
+    assert "indexed 2 messages with meaning and words" in result.stdout
+
+
+BENCH_OUTPUT = ["gateway (memory off)", "| hybrid, defaults |", "| 2,000 |"]  # each bench block's, in order
+
+
+@pytest.mark.parametrize("index", range(len(BENCH_OUTPUT)))
+def test_benchmark_commands_run_as_written(index: int) -> None:
+    """Each benchmark runs as written; BENCH_QUICK makes the slow ones small."""
+    _, code = readme.blocks("bench")[index]
+    env = {**os.environ, "BENCH_QUICK": "1"}
+    result = subprocess.run(
+        ["bash", "-c", code.strip()], cwd=processes.ROOT, env=env, capture_output=True, text=True, timeout=600
+    )
+    assert result.returncode == 0, result.stderr
+    assert BENCH_OUTPUT[index] in result.stdout
+    assert len(readme.blocks("bench")) == len(BENCH_OUTPUT)

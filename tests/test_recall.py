@@ -2,23 +2,15 @@
 
 from __future__ import annotations
 
-from gateway.index import Hit
+from gateway.index import Scored
 from gateway.recall import fuse
 
 
-def hit(id: int, score: float = 1.0, created_at: float = 1_700_000_000.0) -> Hit:
-    return Hit(
-        id=id,
-        score=score,
-        conversation="c1",
-        role="user",
-        kind="message",
-        text=f"memory {id}",
-        created_at=created_at,
-    )
+def hit(id: int, score: float = 1.0) -> Scored:
+    return Scored(id, score)
 
 
-def relevance(semantic: list[Hit] | None, lexical: list[Hit] | None) -> dict[int, float]:
+def relevance(semantic: list[Scored] | None, lexical: list[Scored] | None) -> dict[int, float]:
     recalled = fuse(semantic, lexical, threshold=0.0, recency_weight=0.0, limit=10)
     return {r.id: r.score for r in recalled}
 
@@ -67,22 +59,16 @@ def test_the_limit_keeps_the_best() -> None:
 
 
 def test_recency_breaks_a_tie_toward_the_newer_memory() -> None:
-    older, newer = hit(1, 1.0, created_at=1000.0), hit(2, 0.9, created_at=2000.0)
+    older, newer = hit(1, 1.0), hit(2, 0.9)  # ids grow as messages are stored
     # equally relevant: both first by words alone
     tied = fuse(None, [older, newer], threshold=0.0, recency_weight=0.1, limit=10, k=10**9)
     assert [(r.id, r.score) for r in tied] == [(2, 1.0), (1, 1.0)]
 
 
 def test_no_recency_weight_orders_by_relevance_alone() -> None:
-    older, newer = hit(1, 1.0, created_at=1000.0), hit(2, 0.9, created_at=2000.0)
+    older, newer = hit(1, 1.0), hit(2, 0.9)
     recalled = fuse([older, newer], [], threshold=0.0, recency_weight=0.0, limit=10)
     assert [r.id for r in recalled] == [1, 2]
-
-
-def test_the_recalled_memory_carries_the_hit() -> None:
-    [recalled] = fuse(None, [hit(4, created_at=1234.5)], threshold=0.0, recency_weight=0.0, limit=10)
-    assert (recalled.id, recalled.role, recalled.text) == (4, "user", "memory 4")
-    assert (recalled.created_at, recalled.conversation) == (1234.5, "c1")
 
 
 def test_nothing_found_is_nothing_recalled() -> None:

@@ -5,7 +5,8 @@
 
 Points carry user, conversation, role, kind, text and created_at; a `sparse` lexical vector (weighted by the
 engine's IDF) and, once the embedding model's size is known, a `dense` cosine vector. Search returns the two
-legs separately: fusing them is the caller's business, the same for both engines.
+legs separately, as ids and scores: fusing them is the caller's business, the same for both engines, and
+only the payloads of the memories chosen are fetched (reading payloads is most of a search's cost).
 """
 
 from __future__ import annotations
@@ -49,11 +50,17 @@ class Entry(Struct, frozen=True, kw_only=True):
         }
 
 
-class Hit(Struct, frozen=True, kw_only=True):
-    """A point found by one leg of a search, with that leg's raw score."""
+class Scored(Struct, frozen=True):
+    """A point found by one leg of a search, with that leg's raw score (or, fused, its relevance)."""
 
     id: int
     score: float
+
+
+class Stored(Struct, frozen=True, kw_only=True):
+    """A point's payload: the remembered message."""
+
+    id: int
     conversation: str
     role: str
     kind: str
@@ -62,11 +69,10 @@ class Hit(Struct, frozen=True, kw_only=True):
     name: str = ""
 
     @classmethod
-    def of(cls, id: Any, score: float, payload: dict[str, Any] | None) -> Hit:
+    def of(cls, id: Any, payload: dict[str, Any] | None) -> Stored:
         p = payload or {}
         return cls(
             id=int(id),
-            score=float(score),
             conversation=str(p.get("conversation", "")),
             role=str(p.get("role", "")),
             kind=str(p.get("kind", "message")),
@@ -92,8 +98,11 @@ class Index(Protocol):
 
     async def search(
         self, user: str, *, dense: list[float] | None, sparse: SparseVector, limit: int
-    ) -> tuple[list[Hit], list[Hit]]:
-        """The user's best points by the dense leg (empty without a vector) and by the sparse leg."""
+    ) -> tuple[list[Scored], list[Scored]]:
+        """The user's best points by the dense leg (empty without a vector) and by the sparse leg, ids only."""
+
+    async def fetch(self, ids: Sequence[int]) -> list[Stored]:
+        """The payloads of these points (missing ones left out), in no particular order."""
 
     async def delete(self, ids: Sequence[int]) -> None: ...
 

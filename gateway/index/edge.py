@@ -19,7 +19,7 @@ from typing import TypeVar
 import qdrant_edge as qe
 
 from gateway.errors import IndexFailure, IndexMismatch
-from gateway.index import DENSE, SPARSE, Entry, Hit
+from gateway.index import DENSE, SPARSE, Entry, Scored, Stored
 from gateway.lexical import SparseVector
 
 T = TypeVar("T")
@@ -59,13 +59,16 @@ class EdgeIndex:
             self._shard.update(qe.UpdateOperation.create_dense_vector(DENSE, size, qe.Distance.Cosine))
 
     async def upsert(self, entries: Sequence[Entry]) -> None:
+        for e in entries:  # the engine panics on a malformed sparse vector, and replays the panic from its WAL
+            if len(e.sparse.indices) != len(e.sparse.values) or len(set(e.sparse.indices)) != len(e.sparse.indices):
+                raise IndexFailure(f"embedded index: malformed sparse vector for message {e.id}")
         points = [qe.Point(e.id, _vectors(e), e.payload()) for e in entries]
         with _engine_errors("storing points"):
             self._shard.update(qe.UpdateOperation.upsert_points(points))
 
     async def search(
         self, user: str, *, dense: list[float] | None, sparse: SparseVector, limit: int
-    ) -> tuple[list[Hit], list[Hit]]:
+    ) -> tuple[list[Scored], list[Scored]]:
         mine = _user_filter(user)
         legs: dict[str, qe.QueryRequest] = {}
         if dense is not None:
@@ -76,8 +79,13 @@ class EdgeIndex:
             return [], []
         with _engine_errors("searching"):
             results = self._shard.query_batch(qe.QueryBatchRequest(list(legs.values())))
-        found = {name: [Hit.of(p.id, p.score, p.payload) for p in leg] for name, leg in zip(legs, results, strict=True)}
+        found = {name: [Scored(int(p.id), p.score) for p in leg] for name, leg in zip(legs, results, strict=True)}
         return found.get(DENSE, []), found.get(SPARSE, [])
+
+    async def fetch(self, ids: Sequence[int]) -> list[Stored]:
+        with _engine_errors("reading points"):
+            records = self._shard.retrieve(list(ids), with_payload=True, with_vector=False)
+        return [Stored.of(r.id, r.payload) for r in records]
 
     async def delete(self, ids: Sequence[int]) -> None:
         with _engine_errors("deleting points"):
@@ -115,7 +123,10 @@ def _load_or_create(path: Path) -> qe.EdgeShard:
     with _engine_errors(f"opening {path}"):
         if (path / "edge_config.json").exists():
             return qe.EdgeShard.load(str(path))
-        config = qe.EdgeConfig(sparse_vectors={SPARSE: qe.EdgeSparseVectorParams(modifier=qe.Modifier.Idf)})
+        config = qe.EdgeConfig(
+            sparse_vectors={SPARSE: qe.EdgeSparseVectorParams(modifier=qe.Modifier.Idf)},
+            payload_memory=qe.Memory.Cached,  # recalled texts are read from here: 4x faster than cold
+        )
         shard = qe.EdgeShard.create(str(path), config)
         shard.update(qe.UpdateOperation.create_field_index("user", qe.PayloadSchemaType.Keyword))
         return shard
@@ -133,4 +144,4 @@ def _user_filter(user: str) -> qe.Filter:
 
 
 def _request(vector: list[float] | qe.SparseVector, using: str, where: qe.Filter, limit: int) -> qe.QueryRequest:
-    return qe.QueryRequest(limit=limit, query=qe.Query.Nearest(vector, using=using), filter=where, with_payload=True)
+    return qe.QueryRequest(limit=limit, query=qe.Query.Nearest(vector, using=using), filter=where, with_payload=False)

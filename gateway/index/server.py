@@ -13,7 +13,7 @@ from contextlib import contextmanager
 from qdrant_client import AsyncQdrantClient, models
 
 from gateway.errors import IndexFailure, IndexMismatch
-from gateway.index import DENSE, SPARSE, Entry, Hit
+from gateway.index import DENSE, SPARSE, Entry, Scored, Stored
 from gateway.lexical import SparseVector
 
 COLLECTION = "gateway_memories"
@@ -73,23 +73,25 @@ class ServerIndex:
 
     async def search(
         self, user: str, *, dense: list[float] | None, sparse: SparseVector, limit: int
-    ) -> tuple[list[Hit], list[Hit]]:
+    ) -> tuple[list[Scored], list[Scored]]:
         mine = _user_filter(user)
         legs: dict[str, models.QueryRequest] = {}
         if dense is not None and self._dense_size:
-            legs[DENSE] = models.QueryRequest(query=dense, using=DENSE, filter=mine, limit=limit, with_payload=True)
+            legs[DENSE] = models.QueryRequest(query=dense, using=DENSE, filter=mine, limit=limit)
         if sparse.indices:
             query = models.SparseVector(indices=sparse.indices, values=sparse.values)
-            legs[SPARSE] = models.QueryRequest(query=query, using=SPARSE, filter=mine, limit=limit, with_payload=True)
+            legs[SPARSE] = models.QueryRequest(query=query, using=SPARSE, filter=mine, limit=limit)
         if not legs:
             return [], []
         with _client_errors("searching"):
             results = await self._client.query_batch_points(COLLECTION, requests=list(legs.values()))
-        found = {
-            name: [Hit.of(p.id, p.score, p.payload) for p in result.points]
-            for name, result in zip(legs, results, strict=True)
-        }
+        found = {name: [Scored(int(p.id), p.score) for p in r.points] for name, r in zip(legs, results, strict=True)}
         return found.get(DENSE, []), found.get(SPARSE, [])
+
+    async def fetch(self, ids: Sequence[int]) -> list[Stored]:
+        with _client_errors("reading points"):
+            records = await self._client.retrieve(COLLECTION, ids=list(ids), with_payload=True)
+        return [Stored.of(r.id, r.payload) for r in records]
 
     async def delete(self, ids: Sequence[int]) -> None:
         with _client_errors("deleting points"):

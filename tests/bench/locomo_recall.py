@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import pickle
 import statistics
 import tempfile
@@ -29,8 +30,8 @@ import httpx
 
 from gateway import lexical, prompt
 from gateway.config import Settings, load
-from gateway.index import Hit
-from gateway.memory import Memory
+from gateway.index import Scored, Stored
+from gateway.memory import Memory, recalled
 from gateway.ollama import Ollama
 from gateway.protocol import ChatMessage
 from gateway.recall import DENSE_WEIGHT, RRF_K, fuse
@@ -79,8 +80,9 @@ class Asked:
     category: int
     question: str
     evidence: set[int]
-    semantic: list[Hit] | None
-    lexical: list[Hit] | None
+    semantic: list[Scored] | None
+    lexical: list[Scored] | None
+    stored: dict[int, Stored]  # the conversation's messages, shared by its questions
 
 
 async def candidates(conv: locomo.Conversation, embeddings: Embeddings, mode: str) -> list[Asked]:
@@ -100,12 +102,16 @@ async def candidates(conv: locomo.Conversation, embeddings: Embeddings, mode: st
                     added = await memory.journal.add_messages(conv.sample_id, f"{conv.sample_id}-s{n}", rows)
                     ids.update(zip((t.dia_id for t in session), added, strict=True))
                 await memory.drain()
-                return [await ask(memory, conv.sample_id, q, ids, mode) for q in conv.questions if q.category <= 4]
+                stored = {s.id: s for s in await memory.index.fetch(list(ids.values()))}
+                questions = [q for q in conv.questions if q.category <= 4]
+                return [await ask(memory, conv.sample_id, q, ids, mode, stored) for q in questions]
             finally:
                 await memory.close()
 
 
-async def ask(memory: Memory, user: str, q: locomo.Question, ids: dict[str, int], mode: str) -> Asked:
+async def ask(
+    memory: Memory, user: str, q: locomo.Question, ids: dict[str, int], mode: str, stored: dict[int, Stored]
+) -> Asked:
     vectors = await memory.embedder.embed([q.question]) if mode != "lexical" else None
     dense = vectors[0] if vectors else None
     semantic, words = await memory.index.search(user, dense=dense, sparse=lexical.query(q.question), limit=CANDIDATES)
@@ -115,6 +121,7 @@ async def ask(memory: Memory, user: str, q: locomo.Question, ids: dict[str, int]
         evidence={ids[e] for e in q.evidence if e in ids},
         semantic=semantic if mode != "lexical" else None,
         lexical=words if mode != "dense" else None,
+        stored=stored,
     )
 
 
@@ -136,7 +143,7 @@ def evidence_recall(asked: list[Asked], knobs: Knobs, count: Callable[[str], int
     for a in asked:
         if not a.evidence:
             continue
-        memories = fuse(
+        ranked = fuse(
             a.semantic,
             a.lexical,
             threshold=knobs.threshold,
@@ -145,6 +152,7 @@ def evidence_recall(asked: list[Asked], knobs: Knobs, count: Callable[[str], int
             k=knobs.rrf_k,
             dense_weight=knobs.dense_weight,
         )
+        memories = [recalled(a.stored[r.id], r.score) for r in ranked]
         _, budget = prompt.fit(
             [ChatMessage(role="user", content=a.question)],
             window=knobs.window,
@@ -187,7 +195,8 @@ async def gather(conversations: list[locomo.Conversation], reuse: bool) -> dict[
     embeddings = Embeddings()
     asked = {mode: [a for conv in conversations for a in await candidates(conv, embeddings, mode)] for mode in MODES}
     embeddings.save()
-    cached.write_bytes(pickle.dumps(asked))
+    if len(conversations) > 1:
+        cached.write_bytes(pickle.dumps(asked))
     return asked
 
 
@@ -210,6 +219,10 @@ def sweep(asked: dict[str, list[Asked]], product: Knobs, count: Callable[[str], 
 
 async def main(do_sweep: bool, reuse: bool) -> None:
     conversations = locomo.load()
+    if os.environ.get("BENCH_QUICK"):  # the README test: one conversation, its first questions
+        conversations = conversations[:1]
+        conversations[0].questions[40:] = []
+        reuse = False
     started = time.monotonic()
     asked = await gather(conversations, reuse)
     count = cached_counter()

@@ -38,7 +38,7 @@ def main() -> None:
     parser.add_argument("--connections", type=int, default=16)
     args = parser.parse_args()
 
-    with ExitStack() as stack, tempfile.TemporaryDirectory() as data:
+    with tempfile.TemporaryDirectory() as data, ExitStack() as stack:  # the servers stop before their data goes
         fake = stack.enter_context(processes.fake_ollama())
         gateway = stack.enter_context(processes.gateway(fake, Path(data) / "gateway"))
         granian = stack.enter_context(_granian(fake, Path(data) / "granian-data"))
@@ -52,7 +52,7 @@ def main() -> None:
             "gateway (memory off)": (gateway, "/v1/chat/completions", chat, off),
             "gateway, streamed": (gateway, "/v1/chat/completions", streamed, off),
             "same app on granian": (granian, "/v1/chat/completions", chat, off),
-            "gateway, journaling": (gateway, "/v1/chat/completions", chat, on),
+            "gateway, memory on": (gateway, "/v1/chat/completions", chat, on),
         }
         results: dict[str, list[LoadResult]] = {name: [] for name in targets}
         for _ in range(args.repeats):
