@@ -28,17 +28,22 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"gateway: config error: {exc}", file=sys.stderr)
         return 2
     _configure_logging(settings.server.log_level)
+    if args.command == "serve":
+        return serve(settings)
+    if args.command == "reindex":
+        return _owning_data_dir(settings) or asyncio.run(reindex(settings))
+    _parser().print_help()
+    return 2
+
+
+def _owning_data_dir(settings: Settings) -> int:
+    """Lock the data dir for this process: 0, or 1 after saying in one line who holds it."""
     try:
         datadir.claim(Path(settings.memory.data_dir))
     except DataDirBusy as exc:
         print(f"gateway: {exc}", file=sys.stderr)
         return 1
-    if args.command == "serve":
-        return serve(settings)
-    if args.command == "reindex":
-        return asyncio.run(reindex(settings))
-    _parser().print_help()
-    return 2
+    return 0
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -87,6 +92,8 @@ def serve(settings: Settings) -> int:
     if problem:
         print(f"gateway: cannot listen on {host}:{port}: {problem}", file=sys.stderr)
         return 1
+    if busy := _owning_data_dir(settings):
+        return busy
     server = uvicorn.Server(
         uvicorn.Config(
             create_app(settings),
