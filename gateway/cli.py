@@ -122,7 +122,7 @@ async def reindex(settings: Settings) -> int:
 
     timeout = httpx.Timeout(settings.upstream.timeout_s, connect=5.0)
     async with httpx.AsyncClient(timeout=timeout, transport=transport_for(settings.upstream.url)) as client:
-        memory = await Memory.open(settings, Ollama(client, settings.upstream.url))
+        memory = await Memory.open(settings, Ollama(client, settings.upstream.url), fresh_index=True)
         try:
             total = (await memory.journal.counts())["messages"]
             bar = Progress("reindex", total)

@@ -125,10 +125,10 @@ class Memory:
         self._flushed = time.monotonic()
 
     @classmethod
-    async def open(cls, settings: Settings, ollama: Ollama) -> Memory:
+    async def open(cls, settings: Settings, ollama: Ollama, *, fresh_index: bool = False) -> Memory:
         journal = await Journal.open(Path(settings.memory.data_dir) / "journal.db")
         try:
-            index = await open_index(settings.memory)
+            index = await open_index(settings.memory, fresh=fresh_index)
         except BaseException:
             await journal.close()
             raise
@@ -214,7 +214,8 @@ class Memory:
         )
         stored = {s.id: s for s in await self.index.fetch([r.id for r in ranked])} if ranked else {}
         memories = [recalled(stored[r.id], r.score) for r in ranked if r.id in stored]
-        return Recollection(memories, None if dense is not None else degraded or self.degraded)
+        by_choice = dense is not None or not self.embedder.model  # words alone, as configured, is not degraded
+        return Recollection(memories, None if by_choice else degraded or self.degraded)
 
     async def drain(self, progress: Callable[[int], None] | None = None) -> int:
         """Index everything in the outbox; returns how many messages were written."""

@@ -192,3 +192,18 @@ def test_api_keys_choose_the_user_and_refuse_strangers(fake: Fake, tmp_path: Pat
         assert memory_block(fake) == ""
         ask(url, "grandmother village", user="bob", key="sk-ann")
         assert FACT in memory_block(fake)
+
+
+def test_reindex_rebuilds_a_damaged_index(fake: Fake, tmp_path: Path) -> None:
+    with processes.gateway(fake.url, tmp_path / "data") as url:
+        tell(url, FACT, user="ann", conversation="family")
+        indexed(url)
+    (tmp_path / "data" / "index" / "edge_config.json").write_text("{damaged")
+    env = {**os.environ, **processes.gateway_env(fake.url, tmp_path / "data")}
+    command = [sys.executable, "-m", "gateway", "reindex"]
+    result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=120, cwd=processes.ROOT)
+    assert result.returncode == 0, result.stderr
+    with processes.gateway(fake.url, tmp_path / "data") as url:
+        fake.reset()
+        ask(url, "grandmother village", user="ann")
+        assert FACT in memory_block(fake)

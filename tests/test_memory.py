@@ -141,7 +141,9 @@ async def test_with_no_embedding_model_configured_memory_is_words_only(
     try:
         await memory.remember(turn("Rex is a beagle.", "Cute."))
         await memory.drain()
-        assert [m.text for m in (await memory.recall("ann", "beagle")).memories] == ["Rex is a beagle."]
+        found = await memory.recall("ann", "beagle")
+        assert [m.text for m in found.memories] == ["Rex is a beagle."]
+        assert found.degraded is None
         assert embed.calls == 0
         assert (await memory.status()).degraded is None  # by choice, not a failure
     finally:

@@ -118,11 +118,15 @@ class Index(Protocol):
     async def close(self) -> None: ...
 
 
-async def open_index(settings: MemorySettings) -> Index:
+async def open_index(settings: MemorySettings, *, fresh: bool = False) -> Index:
+    """The configured engine; `fresh` empties it first (a reindex)."""
     if settings.qdrant_url:
         from gateway.index.server import ServerIndex
 
-        return await ServerIndex.open(settings.qdrant_url, settings.qdrant_api_key or None)
+        server = await ServerIndex.open(settings.qdrant_url, settings.qdrant_api_key or None)
+        if fresh:
+            await server.reset()
+        return server
     from gateway.index.edge import EdgeIndex
 
-    return await EdgeIndex.open(Path(settings.data_dir) / "index")
+    return await EdgeIndex.open(Path(settings.data_dir) / "index", fresh=fresh)

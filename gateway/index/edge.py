@@ -42,21 +42,26 @@ class EdgeIndex:
     def __init__(self, shard: qe.EdgeShard, path: Path) -> None:
         self._shard = shard
         self._path = path
+        self._dense_size = _stored_dense_size(path)
 
     @classmethod
-    async def open(cls, path: Path) -> EdgeIndex:
-        """Open the shard in `path`, or create it (sparse only: the dense vector comes with the model's size)."""
+    async def open(cls, path: Path, *, fresh: bool = False) -> EdgeIndex:
+        """Open the shard in `path`, or create it (sparse only: the dense vector comes with the model's size).
+
+        `fresh` removes what is there first, damaged or not (a reindex rebuilds it all from the journal).
+        """
+        if fresh:
+            await asyncio.to_thread(shutil.rmtree, path, ignore_errors=True)
         return cls(await asyncio.to_thread(_load_or_create, path), path)
 
     @property
     def dense_size(self) -> int | None:
-        config = json.loads((self._path / "edge_config.json").read_text())
-        dense = config.get("vectors", {}).get(DENSE)
-        return int(dense["size"]) if dense else None
+        return self._dense_size
 
     async def add_dense(self, size: int) -> None:
         with _engine_errors("adding the dense vector"):
             self._shard.update(qe.UpdateOperation.create_dense_vector(DENSE, size, qe.Distance.Cosine))
+        self._dense_size = size
 
     async def upsert(self, entries: Sequence[Entry]) -> None:
         for e in entries:  # the engine panics on a malformed sparse vector, and replays the panic from its WAL
@@ -103,6 +108,7 @@ class EdgeIndex:
         await self._run(self._shard.close, "closing")
         await asyncio.to_thread(shutil.rmtree, self._path)
         self._shard = await asyncio.to_thread(_load_or_create, self._path)
+        self._dense_size = None
 
     async def flush(self) -> None:
         await self._run(self._shard.flush, "flushing")
@@ -120,7 +126,7 @@ def _load_or_create(path: Path) -> qe.EdgeShard:
     stale = path / "temp_segments"  # left by an optimisation cut short; we own the data dir, so it is stale
     if stale.exists():
         shutil.rmtree(stale)
-    with _engine_errors(f"opening {path}"):
+    with _engine_errors(f"opening {path} (if it is damaged, `gateway reindex` rebuilds it from the journal)"):
         if (path / "edge_config.json").exists():
             return qe.EdgeShard.load(str(path))
         config = qe.EdgeConfig(
@@ -130,6 +136,13 @@ def _load_or_create(path: Path) -> qe.EdgeShard:
         shard = qe.EdgeShard.create(str(path), config)
         shard.update(qe.UpdateOperation.create_field_index("user", qe.PayloadSchemaType.Keyword))
         return shard
+
+
+def _stored_dense_size(path: Path) -> int | None:
+    """The dense vector's size as the shard persisted it (the engine has no getter for its config)."""
+    config = json.loads((path / "edge_config.json").read_text())
+    dense = config.get("vectors", {}).get(DENSE)
+    return int(dense["size"]) if dense else None
 
 
 def _vectors(entry: Entry) -> dict[str, qe.NamedVector]:
