@@ -43,6 +43,7 @@ class Prepared(Struct):
     budget: Budget
     recollection: Recollection
     started: float
+    messages: list[ChatMessage]
 
     def headers(self) -> dict[str, str]:
         return report_headers(self.who, self.budget, self.recollection)
@@ -54,7 +55,7 @@ class Chat:
     ) -> None:
         self._ollama = ollama
         self._memory = memory
-        self._count = count
+        self.count = count
         self._model = settings.model
         self._keep_alive = settings.upstream.keep_alive
         self._identity = settings.identity
@@ -76,13 +77,15 @@ class Chat:
         """The messages to forward: the client's, with recalled memories, fitted to the budget."""
         messages = await self._with_history(request.messages, who)
         recollection = await self._recall(messages, who)
+        core = await self._core(who)
         limit = request.max_completion_tokens or request.max_tokens
         kept, budget = prompt.fit(
             messages,
             window=self._model.context_window,
             reserve=prompt.reserve_for(limit, self._model.reserve_completion),
-            count=self._count,
-            tools=tokens.tools_tokens(self._count, request.tools),
+            count=self.count,
+            tools=tokens.tools_tokens(self.count, request.tools),
+            core=core,
             memories=recollection.memories,
             memory_share=self._retrieval.memory_share,
             correction=self.calibration.correction(self.model_for(request)),
@@ -99,6 +102,15 @@ class Chat:
         except Exception as exc:  # memory failing never fails the chat
             log.exception("recall failed for user %s", who.user)
             return Recollection([], f"recall failed: {exc}")
+
+    async def _core(self, who: Identity) -> ChatMessage | None:
+        if who.mode == "off":
+            return None
+        try:
+            return prompt.core_message([(b.label, b.value) for b in await self._memory.journal.core(who.user)])
+        except Exception:  # memory failing never fails the chat
+            log.exception("could not read the core memory of user %s", who.user)
+            return None
 
     async def _with_history(self, messages: list[ChatMessage], who: Identity) -> list[ChatMessage]:
         """For a client that names its conversation and sends only the new message: the turns before it."""
@@ -127,7 +139,7 @@ class Chat:
             keep_alive=self._keep_alive,
             messages=messages,
         )
-        return Prepared(who, body, budget, recollection, started)
+        return Prepared(who, body, budget, recollection, started, messages)
 
     async def complete(
         self, request: ChatCompletionRequest, headers: Mapping[str, str], key_user: str | None = None

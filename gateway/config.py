@@ -80,6 +80,7 @@ class IdentitySettings(Section):
 
 class AuthSettings(Section):
     keys: dict[str, str] = msgspec.field(default_factory=dict)
+    admin_keys: list[str] = msgspec.field(default_factory=list)
     open_network: bool = False
 
 
@@ -143,7 +144,7 @@ LOOPBACK = ("127.0.0.1", "localhost", "::1")
 
 def _check_exposure(settings: Settings, origin: str) -> None:
     """Without API keys anyone who can connect reaches every user's memory: only loopback, unless told."""
-    if settings.auth.keys or settings.auth.open_network or settings.server.host in LOOPBACK:
+    if settings.auth.keys or settings.auth.admin_keys or settings.auth.open_network or settings.server.host in LOOPBACK:
         return
     raise ConfigError(
         f"{origin}: [server] host {settings.server.host} would serve every user's memory to the network without"

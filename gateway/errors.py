@@ -7,6 +7,8 @@ GatewayError
 ├── ModelNotFound                 404 invalid_request_error / model_not_found
 ├── PayloadTooLarge               413 invalid_request_error / payload_too_large
 ├── Unauthorized                  401 authentication_error / invalid_api_key
+├── Forbidden                     403 permission_error / permission_denied
+├── NotFound                      404 not_found_error / not_found
 ├── IndexFailure                  503 server_error / memory_index_failed
 │   └── IndexMismatch             503 server_error / memory_index_mismatch
 └── UpstreamError                 502 upstream_error
@@ -89,6 +91,18 @@ class Unauthorized(GatewayError):
         super().__init__(
             "Incorrect or missing API key. Send `Authorization: Bearer <key>` with a key from [auth] keys."
         )
+
+
+class Forbidden(GatewayError):
+    status = 403
+    type = "permission_error"
+    code = "permission_denied"
+
+
+class NotFound(GatewayError):
+    status = 404
+    type = "not_found_error"
+    code = "not_found"
 
 
 class IndexFailure(GatewayError):

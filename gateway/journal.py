@@ -57,6 +57,18 @@ MIGRATIONS: list[str] = [
     """
     ALTER TABLE messages ADD COLUMN name TEXT NOT NULL DEFAULT '';
     """,
+    # 4: core memory, named blocks per user that always go into the prompt
+    """
+    CREATE TABLE core (
+        user TEXT NOT NULL,
+        label TEXT NOT NULL,
+        value TEXT NOT NULL,
+        max_tokens INTEGER NOT NULL,
+        updated_at REAL NOT NULL,
+        PRIMARY KEY (user, label)
+    );
+    CREATE INDEX messages_by_user ON messages(user, id);
+    """,
 ]
 
 
@@ -89,6 +101,13 @@ class StoredMessage(Struct):
 
 
 _MESSAGE = "m.id, m.user, m.conversation, m.role, m.kind, m.text, m.created_at, m.name"
+
+
+class CoreBlock(Struct):
+    label: str
+    value: str
+    max_tokens: int
+    updated_at: float
 
 
 class Journal:
@@ -176,6 +195,62 @@ class Journal:
                 ids.append(cursor.lastrowid)
             await self._db.executemany("INSERT INTO outbox (message_id) VALUES (?)", [(i,) for i in ids])
             return ids
+
+    async def add_note(self, user: str, text: str, *, kind: str = "note", when: float = 0.0) -> int:
+        """A memory that is not part of a conversation (an archival note); queued for indexing."""
+        async with self._write():
+            cursor = await self._db.execute(
+                "INSERT INTO messages (user, conversation, role, kind, text, created_at)"
+                " VALUES (?, '', 'user', ?, ?, ?)",
+                (user, kind, text, when or time.time()),
+            )
+            assert cursor.lastrowid is not None
+            await self._db.execute("INSERT INTO outbox (message_id) VALUES (?)", (cursor.lastrowid,))
+            return cursor.lastrowid
+
+    async def message(self, id: int) -> StoredMessage | None:
+        async with self._lock:
+            rows = list(await self._db.execute_fetchall(f"SELECT {_MESSAGE} FROM messages m WHERE id = ?", (id,)))
+        return StoredMessage(*rows[0]) if rows else None
+
+    async def delete_message(self, id: int) -> None:
+        async with self._write():
+            await self._db.execute("DELETE FROM messages WHERE id = ?", (id,))
+
+    async def forget(self, user: str) -> int:
+        """Delete everything of a user: turns, messages (and their outbox rows), core memory; returns messages."""
+        async with self._write():
+            cursor = await self._db.execute("DELETE FROM messages WHERE user = ?", (user,))
+            await self._db.execute("DELETE FROM turns WHERE user = ?", (user,))
+            await self._db.execute("DELETE FROM core WHERE user = ?", (user,))
+            return cursor.rowcount
+
+    async def messages_of(self, user: str) -> list[StoredMessage]:
+        """All of a user's messages and notes, in the order they were stored."""
+        async with self._lock:
+            rows = await self._db.execute_fetchall(
+                f"SELECT {_MESSAGE} FROM messages m WHERE user = ? ORDER BY id", (user,)
+            )
+        return [StoredMessage(*row) for row in rows]
+
+    async def core(self, user: str) -> list[CoreBlock]:
+        async with self._lock:
+            rows = await self._db.execute_fetchall(
+                "SELECT label, value, max_tokens, updated_at FROM core WHERE user = ? ORDER BY label", (user,)
+            )
+        return [CoreBlock(*row) for row in rows]
+
+    async def put_core(self, user: str, block: CoreBlock) -> None:
+        async with self._write():
+            await self._db.execute(
+                "INSERT OR REPLACE INTO core (user, label, value, max_tokens, updated_at) VALUES (?, ?, ?, ?, ?)",
+                (user, block.label, block.value, block.max_tokens, block.updated_at),
+            )
+
+    async def delete_core(self, user: str, label: str) -> bool:
+        async with self._write():
+            cursor = await self._db.execute("DELETE FROM core WHERE user = ? AND label = ?", (user, label))
+            return cursor.rowcount > 0
 
     async def recent(self, user: str, conversation: str, limit: int) -> list[StoredMessage]:
         """The newest `limit` messages of a conversation, oldest first."""

@@ -193,9 +193,9 @@ class Memory:
         self._wake.set()
         return ids
 
-    async def recall(self, user: str, text: str, *, extra: int = 0) -> Recollection:
+    async def recall(self, user: str, text: str, *, extra: int = 0, limit: int | None = None) -> Recollection:
         """The user's memories most relevant to `text`, best first; `extra` more to make up for duplicates."""
-        limit = self._retrieval.top_k + extra
+        limit = (limit or self._retrieval.top_k) + extra
         dense, degraded = None, self.degraded
         if self.dense_ready:
             try:
@@ -216,6 +216,32 @@ class Memory:
         memories = [recalled(stored[r.id], r.score) for r in ranked if r.id in stored]
         by_choice = dense is not None or not self.embedder.model  # words alone, as configured, is not degraded
         return Recollection(memories, None if by_choice else degraded or self.degraded)
+
+    async def note(self, user: str, text: str, *, kind: str = "note", when: float = 0.0) -> int:
+        """Remember a note outside any conversation; returns its id."""
+        id = await self.journal.add_note(user, text, kind=kind, when=when)
+        self._wake.set()
+        return id
+
+    async def add_conversation(self, user: str, conversation: str, messages: list[tuple[str, str, float, str]]) -> int:
+        """Remember an imported conversation: (role, text, created_at, name) each; returns how many."""
+        ids = await self.journal.add_messages(user, conversation, messages)
+        self._wake.set()
+        return len(ids)
+
+    async def forget_message(self, id: int) -> StoredMessage | None:
+        """Delete one memory from the journal and the index; the memory as it was, or None if unknown."""
+        stored = await self.journal.message(id)
+        if stored is not None:
+            await self.journal.delete_message(id)
+            await self.index.delete([id])
+        return stored
+
+    async def forget_user(self, user: str) -> int:
+        """Delete everything of a user, journal and index; returns how many messages went."""
+        count = await self.journal.forget(user)
+        await self.index.delete_user(user)
+        return count
 
     async def drain(self, progress: Callable[[int], None] | None = None) -> int:
         """Index everything in the outbox; returns how many messages were written."""

@@ -141,7 +141,24 @@ def test_status_says_when_ollama_is_down(tmp_path: Path) -> None:
 
 def test_docs_and_schema_cover_every_route(gateway_url: str) -> None:
     schema = httpx.get(gateway_url + "/schema/openapi.json").json()
-    assert set(schema["paths"]) == {"/v1/models", "/v1/chat/completions", "/v1/embeddings", "/health", "/status"}
+    assert set(schema["paths"]) == {
+        "/v1/models",
+        "/v1/chat/completions",
+        "/v1/embeddings",
+        "/health",
+        "/status",
+        "/memory/add",
+        "/memory/search",
+        "/memory/{memory_id}",
+        "/memory/users/{user_id}",
+        "/memory/core",
+        "/memory/core/{label}",
+        "/memory/import",
+        "/memory/export",
+        "/memory/context",
+    }
+    search = schema["paths"]["/memory/search"]["post"]
+    assert {"200", "400", "401", "403"} <= set(search["responses"])
     chat = schema["paths"]["/v1/chat/completions"]["post"]
     assert chat["responses"]["200"]["content"]["application/json"]["schema"] == {
         "$ref": "#/components/schemas/ChatCompletion"

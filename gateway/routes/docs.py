@@ -13,7 +13,8 @@ from gateway.protocol import ErrorResponse
 _WHY = {
     400: "Malformed JSON, a schema error, or a parameter Ollama cannot honour",
     401: "A missing or wrong API key (when [auth] keys are set)",
-    404: "The model does not exist in Ollama",
+    403: "The API key belongs to another user than the one named",
+    404: "The model does not exist in Ollama, or the memory or block does not",
     413: "The request body is larger than [limits] max_body_bytes",
     502: "Ollama is unreachable or failed",
     503: "Ollama is busy",

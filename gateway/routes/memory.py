@@ -1,0 +1,389 @@
+"""The memory API (the paths of the Letta integration doc): add, search, forget, core memory, import, export,
+and the prompt a chat request would get. Every route acts for one user: the API key's, else the named one."""
+
+from __future__ import annotations
+
+import time
+from datetime import UTC, datetime
+from typing import Annotated, Any, Literal
+
+from litestar import Controller, Request, delete, get, post, put
+from litestar.params import Parameter
+from msgspec import Meta, Struct
+
+from gateway.auth import key_user, require_key, user_for
+from gateway.chat import Chat
+from gateway.config import Settings
+from gateway.errors import InvalidRequest, NotFound
+from gateway.journal import CoreBlock, StoredMessage
+from gateway.memory import Memory
+from gateway.prompt import Budget, Recalled
+from gateway.protocol import ChatCompletionRequest, ChatMessage
+from gateway.routes.docs import error_responses
+from gateway.tokens import Count
+
+MemoryType = Literal["archival", "recall", "core"]
+Text = Annotated[str, Meta(min_length=1)]
+CORE_BLOCK_TOKENS = 500  # a core block's size limit unless the request sets one
+CORE_LABEL = "human"  # where `/memory/add` with memory_type "core" appends
+
+
+class AddRequest(Struct, kw_only=True):
+    content: Text
+    memory_type: MemoryType = "archival"
+    user_id: str | None = None
+
+
+class Added(Struct, kw_only=True):
+    id: int | None
+    memory_type: MemoryType
+    user_id: str
+    label: str | None = None
+
+
+class SearchRequest(Struct, kw_only=True):
+    query: Text
+    limit: Annotated[int, Meta(ge=1, le=200)] = 5
+    user_id: str | None = None
+
+
+class Found(Struct, kw_only=True):
+    id: int
+    content: str
+    score: float
+    memory_type: MemoryType
+    created_at: datetime
+    conversation_id: str | None
+    role: str
+
+
+class SearchResults(Struct):
+    results: list[Found]
+
+
+class Deleted(Struct, kw_only=True):
+    user_id: str
+    deleted: int
+
+
+class CoreBlockBody(Struct, kw_only=True):
+    value: str
+    limit: Annotated[int, Meta(ge=1, le=4000)] = CORE_BLOCK_TOKENS
+    user_id: str | None = None
+
+
+class CoreBlockOut(Struct, kw_only=True):
+    label: str
+    value: str
+    limit: int
+    tokens: int
+    updated_at: datetime
+
+
+class CoreMemory(Struct, kw_only=True):
+    user_id: str
+    blocks: list[CoreBlockOut]
+
+
+class ImportedMessage(Struct, kw_only=True):
+    role: Literal["user", "assistant", "system"]
+    content: str
+    name: str | None = None
+    created_at: datetime | None = None
+
+
+class ImportedConversation(Struct, kw_only=True):
+    id: Text
+    messages: list[ImportedMessage]
+
+
+class ImportRequest(Struct, kw_only=True):
+    user_id: str | None = None
+    conversations: list[ImportedConversation]
+
+
+class Imported(Struct, kw_only=True):
+    user_id: str
+    conversations: int
+    messages: int
+
+
+class Note(Struct, kw_only=True):
+    id: int
+    content: str
+    created_at: datetime
+
+
+class Export(Struct, kw_only=True):
+    user_id: str
+    conversations: list[ImportedConversation]
+    core: list[CoreBlockOut]
+    notes: list[Note]
+
+
+class ContextMemory(Struct, kw_only=True):
+    id: int
+    content: str
+    score: float
+    role: str
+    created_at: datetime
+    conversation_id: str
+
+
+class Context(Struct, kw_only=True):
+    messages: list[ChatMessage]
+    budget: Budget
+    memories: list[ContextMemory]
+    memory: str  # the mode used: on, read or off
+    degraded: str | None = None
+
+
+class MemoryController(Controller):
+    path = "/memory"
+    tags = ("Memory",)
+    guards = (require_key,)
+
+    @post(
+        "/add",
+        status_code=200,
+        summary="Remember a note (archival), a message (recall) or a core fact",
+        responses=error_responses(400, 401, 403),
+    )
+    async def add(
+        self, data: AddRequest, memory: Memory, settings: Settings, request: Request[Any, Any, Any], chat: Chat
+    ) -> Added:
+        user = _user(request, settings, data.user_id)
+        if data.memory_type == "core":
+            blocks = {b.label: b for b in await memory.journal.core(user)}
+            old = blocks.get(CORE_LABEL)
+            value = f"{old.value}\n{data.content}" if old else data.content
+            block = _checked(CORE_LABEL, value, old.max_tokens if old else CORE_BLOCK_TOKENS, chat.count)
+            await memory.journal.put_core(user, block)
+            return Added(id=None, memory_type="core", user_id=user, label=CORE_LABEL)
+        kind = "note" if data.memory_type == "archival" else "message"
+        id = await memory.note(user, data.content, kind=kind)
+        return Added(id=id, memory_type=data.memory_type, user_id=user)
+
+    @post(
+        "/search",
+        status_code=200,
+        summary="Search a user's memories by meaning and words",
+        responses=error_responses(400, 401, 403),
+    )
+    async def search(
+        self, data: SearchRequest, memory: Memory, settings: Settings, request: Request[Any, Any, Any]
+    ) -> SearchResults:
+        user = _user(request, settings, data.user_id)
+        found = await memory.recall(user, data.query, limit=data.limit)
+        return SearchResults([_found(m) for m in found.memories])
+
+    @delete("/{memory_id:int}", status_code=200, summary="Forget one memory", responses=error_responses(401, 403, 404))
+    async def forget_one(
+        self,
+        memory_id: int,
+        memory: Memory,
+        settings: Settings,
+        request: Request[Any, Any, Any],
+        user_id: Annotated[str | None, Parameter(query="user_id")] = None,
+    ) -> Deleted:
+        user = _user(request, settings, user_id)
+        stored = await memory.journal.message(memory_id)
+        if stored is None or stored.user != user:
+            raise NotFound(f"no memory {memory_id} for user {user!r}")
+        await memory.forget_message(memory_id)
+        return Deleted(user_id=user, deleted=1)
+
+    @delete(
+        "/users/{user_id:str}",
+        status_code=200,
+        summary="Forget a user entirely (journal, index, core)",
+        responses=error_responses(401, 403),
+    )
+    async def forget_user(
+        self, user_id: str, memory: Memory, settings: Settings, request: Request[Any, Any, Any]
+    ) -> Deleted:
+        user = _user(request, settings, user_id)
+        return Deleted(user_id=user, deleted=await memory.forget_user(user))
+
+    @get("/core", summary="A user's core memory blocks", responses=error_responses(401, 403))
+    async def core(
+        self,
+        memory: Memory,
+        settings: Settings,
+        request: Request[Any, Any, Any],
+        chat: Chat,
+        user_id: Annotated[str | None, Parameter(query="user_id")] = None,
+    ) -> CoreMemory:
+        user = _user(request, settings, user_id)
+        return CoreMemory(user_id=user, blocks=[_block(b, chat.count) for b in await memory.journal.core(user)])
+
+    @put(
+        "/core/{label:str}",
+        summary="Write a core memory block (within its token limit)",
+        responses=error_responses(400, 401, 403),
+    )
+    async def put_core(
+        self,
+        label: str,
+        data: CoreBlockBody,
+        memory: Memory,
+        settings: Settings,
+        request: Request[Any, Any, Any],
+        chat: Chat,
+    ) -> CoreBlockOut:
+        user = _user(request, settings, data.user_id)
+        block = _checked(_label(label), data.value, data.limit, chat.count)
+        await memory.journal.put_core(user, block)
+        return _block(block, chat.count)
+
+    @delete(
+        "/core/{label:str}",
+        status_code=200,
+        summary="Delete a core memory block",
+        responses=error_responses(401, 403, 404),
+    )
+    async def delete_core(
+        self,
+        label: str,
+        memory: Memory,
+        settings: Settings,
+        request: Request[Any, Any, Any],
+        user_id: Annotated[str | None, Parameter(query="user_id")] = None,
+    ) -> Deleted:
+        user = _user(request, settings, user_id)
+        if not await memory.journal.delete_core(user, label):
+            raise NotFound(f"user {user!r} has no core block {label!r}")
+        return Deleted(user_id=user, deleted=1)
+
+    @post(
+        "/import",
+        status_code=200,
+        summary="Import conversations, keeping each message's created_at",
+        responses=error_responses(400, 401, 403),
+    )
+    async def import_(
+        self, data: ImportRequest, memory: Memory, settings: Settings, request: Request[Any, Any, Any]
+    ) -> Imported:
+        user = _user(request, settings, data.user_id)
+        total = 0
+        for conversation in data.conversations:
+            rows = [_row(m) for m in conversation.messages if m.role != "system" and m.content]
+            total += await memory.add_conversation(user, conversation.id, rows)
+        return Imported(user_id=user, conversations=len(data.conversations), messages=total)
+
+    @get(
+        "/export",
+        summary="Everything remembered of a user: conversations, core memory, notes",
+        responses=error_responses(401, 403),
+    )
+    async def export(
+        self,
+        memory: Memory,
+        settings: Settings,
+        request: Request[Any, Any, Any],
+        chat: Chat,
+        user_id: Annotated[str | None, Parameter(query="user_id")] = None,
+    ) -> Export:
+        user = _user(request, settings, user_id)
+        return await export(memory, user, chat.count)
+
+    @post(
+        "/context",
+        status_code=200,
+        summary="The prompt a chat request would get, without calling the model",
+        responses=error_responses(400, 401, 403),
+    )
+    async def context(
+        self, data: ChatCompletionRequest, chat: Chat, settings: Settings, request: Request[Any, Any, Any]
+    ) -> Context:
+        ready = await chat.prepare(data, request.headers, key_user(request.headers, settings.auth))
+        chosen = set(ready.budget.memory_ids)
+        memories = [_context_memory(m) for m in ready.recollection.memories if m.id in chosen]
+        return Context(
+            messages=ready.messages,
+            budget=ready.budget,
+            memories=memories,
+            memory=ready.who.mode,
+            degraded=ready.recollection.degraded,
+        )
+
+
+async def export(memory: Memory, user: str, count: Count) -> Export:
+    """The import shape, plus core memory and notes (what `gateway export` writes too)."""
+    conversations: dict[str, list[ImportedMessage]] = {}
+    notes = []
+    for m in await memory.journal.messages_of(user):
+        if m.kind == "note":
+            notes.append(Note(id=m.id, content=m.text, created_at=_time(m.created_at)))
+        else:
+            conversations.setdefault(m.conversation, []).append(_exported(m))
+    return Export(
+        user_id=user,
+        conversations=[ImportedConversation(id=c, messages=ms) for c, ms in conversations.items()],
+        core=[_block(b, count) for b in await memory.journal.core(user)],
+        notes=notes,
+    )
+
+
+def _user(request: Request[Any, Any, Any], settings: Settings, asked: str | None) -> str:
+    return user_for(request.headers, settings.auth, asked, settings.identity.default_user)
+
+
+def _checked(label: str, value: str, limit: int, count: Count) -> CoreBlock:
+    size = count(value)
+    if size > limit:
+        raise InvalidRequest(f"core block {label!r} would be {size} tokens, over its limit of {limit}", param="value")
+    return CoreBlock(label=label, value=value, max_tokens=limit, updated_at=time.time())
+
+
+def _label(label: str) -> str:
+    if not label.replace("_", "").replace("-", "").isalnum() or len(label) > 40:
+        raise InvalidRequest("a core block's label is 1-40 letters, digits, - or _", param="label")
+    return label
+
+
+def _block(block: CoreBlock, count: Count) -> CoreBlockOut:
+    return CoreBlockOut(
+        label=block.label,
+        value=block.value,
+        limit=block.max_tokens,
+        tokens=count(block.value),
+        updated_at=_time(block.updated_at),
+    )
+
+
+def _found(m: Recalled) -> Found:
+    return Found(
+        id=m.id,
+        content=m.text,
+        score=m.score,
+        memory_type="recall" if m.conversation else "archival",
+        created_at=_time(m.created_at),
+        conversation_id=m.conversation or None,
+        role=m.role,
+    )
+
+
+def _context_memory(m: Recalled) -> ContextMemory:
+    return ContextMemory(
+        id=m.id,
+        content=m.text,
+        score=m.score,
+        role=m.role,
+        created_at=_time(m.created_at),
+        conversation_id=m.conversation,
+    )
+
+
+def _row(m: ImportedMessage) -> tuple[str, str, float, str]:
+    when = m.created_at.timestamp() if m.created_at else time.time()
+    return m.role, m.content, when, m.name or ""
+
+
+def _exported(m: StoredMessage) -> ImportedMessage:
+    role: Literal["user", "assistant"] = "assistant" if m.role == "assistant" else "user"
+    return ImportedMessage(role=role, content=m.text, name=m.name or None, created_at=_time(m.created_at))
+
+
+def _time(epoch: float) -> datetime:
+    return datetime.fromtimestamp(epoch, UTC)

@@ -1,0 +1,161 @@
+"""The memory API through the running gateway: add, search, forget, core memory, import, export, context."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from tests import processes
+from tests.conftest import Fake
+
+
+@pytest.fixture(scope="module")
+def api(fake_session: Fake, tmp_path_factory: pytest.TempPathFactory) -> Iterator[httpx.Client]:
+    keys = '{"sk-ann": "ann", "sk-bob": "bob"}'
+    data = tmp_path_factory.mktemp("memory-api")
+    admin = {"Authorization": "Bearer sk-admin"}
+    with (
+        processes.gateway(fake_session.url, data, GATEWAY_AUTH_KEYS=keys, GATEWAY_AUTH_ADMIN_KEYS="sk-admin") as url,
+        httpx.Client(base_url=url, headers=admin, timeout=30) as client,
+    ):
+        yield client
+
+
+def settle(api: httpx.Client) -> None:
+    """Wait until everything remembered is indexed."""
+    deadline = time.monotonic() + 20
+    while api.get("/status").json()["memory"]["journal"]["outbox"] and time.monotonic() < deadline:
+        time.sleep(0.05)
+
+
+def search(api: httpx.Client, query: str, user: str, **extra: Any) -> list[dict[str, Any]]:
+    response = api.post("/memory/search", json={"query": query, "user_id": user, **extra})
+    assert response.status_code == 200, response.text
+    results: list[dict[str, Any]] = response.json()["results"]
+    return results
+
+
+def test_add_search_and_forget_one(api: httpx.Client) -> None:
+    added = api.post("/memory/add", json={"content": "Carol's passport expires in March 2027", "user_id": "carol"})
+    assert added.status_code == 200
+    assert added.json()["memory_type"] == "archival"
+    api.post("/memory/add", json={"content": "Carol likes green tea", "user_id": "carol", "memory_type": "recall"})
+    settle(api)
+    [first, *_] = search(api, "when does my passport expire?", "carol")
+    assert first["content"] == "Carol's passport expires in March 2027"
+    assert first["memory_type"] == "archival"
+    assert 0 < first["score"] <= 1
+    assert first["created_at"].endswith("Z") or "+00:00" in first["created_at"]
+    assert search(api, "passport", "dave") == []
+
+    gone = api.delete(f"/memory/{first['id']}", params={"user_id": "carol"})
+    assert gone.json() == {"user_id": "carol", "deleted": 1}
+    assert all(r["id"] != first["id"] for r in search(api, "passport", "carol"))
+    assert api.delete(f"/memory/{first['id']}", params={"user_id": "carol"}).status_code == 404
+
+
+def test_a_users_key_reaches_only_that_user(api: httpx.Client) -> None:
+    ann = {"Authorization": "Bearer sk-ann"}
+    assert api.post("/memory/add", json={"content": "ann's secret: the key is blue"}, headers=ann).status_code == 200
+    settle(api)
+    refused = api.post("/memory/search", json={"query": "key", "user_id": "bob"}, headers=ann)
+    assert refused.status_code == 403
+    assert refused.json()["error"]["code"] == "permission_denied"
+    mine = api.post("/memory/search", json={"query": "secret key"}, headers=ann).json()["results"]
+    assert [r["content"] for r in mine] == ["ann's secret: the key is blue"]
+    bob = api.post("/memory/search", json={"query": "secret key"}, headers={"Authorization": "Bearer sk-bob"})
+    assert bob.json()["results"] == []
+    assert api.get("/memory/core", headers={"Authorization": "Bearer nope"}).status_code == 401
+
+
+def test_core_memory_blocks_are_kept_limited_and_in_every_prompt(api: httpx.Client, fake: Fake) -> None:
+    put = api.put("/memory/core/human", json={"value": "Name: Erin. Vegetarian.", "user_id": "erin"})
+    assert put.status_code == 200
+    assert put.json()["label"] == "human"
+    api.put("/memory/core/persona", json={"value": "A patient cooking coach.", "user_id": "erin"})
+    too_big = api.put("/memory/core/human", json={"value": "word " * 50, "limit": 10, "user_id": "erin"})
+    assert too_big.status_code == 400
+    api.post("/memory/add", json={"content": "Allergic to peanuts", "memory_type": "core", "user_id": "erin"})
+    blocks = {b["label"]: b["value"] for b in api.get("/memory/core", params={"user_id": "erin"}).json()["blocks"]}
+    assert blocks == {"human": "Name: Erin. Vegetarian.\nAllergic to peanuts", "persona": "A patient cooking coach."}
+
+    body = {"messages": [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "dinner idea?"}]}
+    reply = api.post("/v1/chat/completions", json=body, headers={"X-User-Id": "erin"})
+    assert reply.status_code == 200
+    sent = fake.requests()[-1]["messages"]
+    assert sent[0] == {"role": "system", "content": "Be brief."}
+    assert "<human>\nName: Erin. Vegetarian.\nAllergic to peanuts\n</human>" in sent[1]["content"]
+    assert int(dict(p.split("=") for p in reply.headers["x-prompt-budget"].split("; "))["core"]) > 0
+
+    assert api.delete("/memory/core/persona", params={"user_id": "erin"}).status_code == 200
+    assert api.delete("/memory/core/persona", params={"user_id": "erin"}).status_code == 404
+
+
+def test_export_import_export_is_identical(api: httpx.Client) -> None:
+    conversation = {
+        "id": "trip",
+        "messages": [
+            {"role": "user", "content": "We fly to Oslo on 3 June.", "created_at": "2024-05-01T09:30:00Z"},
+            {"role": "assistant", "content": "Noted: Oslo, 3 June.", "created_at": "2024-05-01T09:30:05Z"},
+            {"role": "user", "content": "And back on the 10th.", "name": "Finn", "created_at": "2024-05-02T18:00:00Z"},
+        ],
+    }
+    imported = api.post("/memory/import", json={"user_id": "finn", "conversations": [conversation]})
+    assert imported.json() == {"user_id": "finn", "conversations": 1, "messages": 3}
+    api.put("/memory/core/human", json={"value": "Lives in Bergen.", "user_id": "finn"})
+    api.post("/memory/add", json={"content": "Prefers aisle seats", "user_id": "finn"})
+    first = api.get("/memory/export", params={"user_id": "finn"}).json()
+    [exported] = first["conversations"]
+    assert exported["messages"][0]["created_at"].startswith("2024-05-01T09:30:00")
+    assert exported["messages"][2]["name"] == "Finn"
+
+    assert api.post("/memory/import", json={**first, "user_id": "finn2"}).status_code == 200
+    for block in first["core"]:
+        api.put(f"/memory/core/{block['label']}", json={"value": block["value"], "user_id": "finn2"})
+    second = api.get("/memory/export", params={"user_id": "finn2"}).json()
+    assert second["conversations"] == first["conversations"]
+    assert [b["value"] for b in second["core"]] == [b["value"] for b in first["core"]]
+
+
+def test_context_shows_the_prompt_without_calling_the_model(api: httpx.Client, fake: Fake) -> None:
+    api.post("/memory/add", json={"content": "Gus keeps bees in Wales", "user_id": "gus"})
+    settle(api)
+    fake.reset()
+    body = {"messages": [{"role": "user", "content": "how are the bees?"}]}
+    context = api.post("/memory/context", json=body, headers={"X-User-Id": "gus"}).json()
+    assert fake.requests() == []
+    assert [m["content"] for m in context["memories"]] == ["Gus keeps bees in Wales"]
+    assert context["budget"]["memories"] > 0
+    assert context["messages"][-1] == {"role": "user", "content": "how are the bees?"}
+    assert "Gus keeps bees in Wales" in context["messages"][0]["content"]
+
+
+def test_forget_a_user_entirely(api: httpx.Client) -> None:
+    api.post(
+        "/memory/import",
+        json={
+            "user_id": "hal",
+            "conversations": [{"id": "c", "messages": [{"role": "user", "content": "Hal's cat is Miso"}]}],
+        },
+    )
+    api.put("/memory/core/human", json={"value": "Hal", "user_id": "hal"})
+    settle(api)
+    assert search(api, "cat", "hal")
+    assert api.delete("/memory/users/hal").json() == {"user_id": "hal", "deleted": 1}
+    assert search(api, "cat", "hal") == []
+    empty = api.get("/memory/export", params={"user_id": "hal"}).json()
+    assert (empty["conversations"], empty["core"], empty["notes"]) == ([], [], [])
+
+
+def test_bad_input_is_a_clear_400(api: httpx.Client, tmp_path: Path) -> None:
+    bad = api.post("/memory/add", json={"content": "", "user_id": "x"})
+    assert bad.status_code == 400
+    assert bad.json()["error"]["type"] == "invalid_request_error"
+    wrong_type = api.post("/memory/add", json={"content": "x", "memory_type": "episodic"})
+    assert wrong_type.status_code == 400
+    assert api.put("/memory/core/bad label!", json={"value": "x"}).status_code in (400, 404)
