@@ -25,7 +25,7 @@ from gateway.memory import Memory
 from gateway.ollama import Ollama
 from gateway.requestid import request_id_middleware
 from gateway.routes.docs import redoc, swagger_ui
-from gateway.routes.memory import MemoryController
+from gateway.routes.memory import MemoryController, simple_chat
 from gateway.routes.openai import OpenAIController
 from gateway.routes.status import StatusController
 from gateway.tokens import load_counter
@@ -67,7 +67,7 @@ def create_app(settings: Settings, *, transport: httpx.AsyncBaseTransport | None
             datadir.release(data_dir)
 
     return Litestar(
-        route_handlers=[OpenAIController, MemoryController, StatusController, swagger_ui, redoc],
+        route_handlers=[OpenAIController, MemoryController, simple_chat, StatusController, swagger_ui, redoc],
         lifespan=[lifespan],
         middleware=[request_id_middleware],
         dependencies={

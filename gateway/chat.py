@@ -72,11 +72,11 @@ class Chat:
         return identify(headers, request.messages, self._identity, body_user=request.user, key_user=key_user)
 
     async def assemble(
-        self, request: ChatCompletionRequest, who: Identity
+        self, request: ChatCompletionRequest, who: Identity, *, recall: bool = True
     ) -> tuple[list[ChatMessage], Budget, Recollection]:
         """The messages to forward: the client's, with recalled memories, fitted to the budget."""
         messages = await self._with_history(request.messages, who)
-        recollection = await self._recall(messages, who)
+        recollection = await self._recall(messages, who) if recall else Recollection([])
         core = await self._core(who)
         limit = request.max_completion_tokens or request.max_tokens
         kept, budget = prompt.fit(
@@ -125,11 +125,16 @@ class Chat:
         return messages[:-1] + history + messages[-1:]
 
     async def prepare(
-        self, request: ChatCompletionRequest, headers: Mapping[str, str], key_user: str | None = None
+        self,
+        request: ChatCompletionRequest,
+        headers: Mapping[str, str],
+        key_user: str | None = None,
+        *,
+        recall: bool = True,
     ) -> Prepared:
         who = self.identify(request, headers, key_user)
         started = time.monotonic()
-        messages, budget, recollection = await self.assemble(request, who)
+        messages, budget, recollection = await self.assemble(request, who, recall=recall)
         if budget.trimmed:
             log.info("trimmed %d old messages to fit %d tokens", budget.trimmed, budget.limit)
         body = translate.chat_body(
@@ -142,9 +147,14 @@ class Chat:
         return Prepared(who, body, budget, recollection, started, messages)
 
     async def complete(
-        self, request: ChatCompletionRequest, headers: Mapping[str, str], key_user: str | None = None
+        self,
+        request: ChatCompletionRequest,
+        headers: Mapping[str, str],
+        key_user: str | None = None,
+        *,
+        recall: bool = True,
     ) -> tuple[ChatCompletion, dict[str, str]]:
-        ready = await self.prepare(request, headers, key_user)
+        ready = await self.prepare(request, headers, key_user, recall=recall)
         answer = await self._ollama.chat(ready.body)
         completion = translate.completion(answer, model=self.model_for(request))
         text = completion.choices[0].message.content or ""

@@ -156,6 +156,7 @@ def test_docs_and_schema_cover_every_route(gateway_url: str) -> None:
         "/memory/import",
         "/memory/export",
         "/memory/context",
+        "/chat",
     }
     search = schema["paths"]["/memory/search"]["post"]
     assert {"200", "400", "401", "403"} <= set(search["responses"])

@@ -159,3 +159,25 @@ def test_bad_input_is_a_clear_400(api: httpx.Client, tmp_path: Path) -> None:
     wrong_type = api.post("/memory/add", json={"content": "x", "memory_type": "episodic"})
     assert wrong_type.status_code == 400
     assert api.put("/memory/core/bad label!", json={"value": "x"}).status_code in (400, 404)
+
+
+def test_the_simple_chat_keeps_the_conversation_and_uses_memory(api: httpx.Client, fake: Fake) -> None:
+    api.post("/memory/add", json={"content": "Ivy's bike is a red Bianchi", "user_id": "ivy"})
+    settle(api)
+    first = api.post("/chat", json={"message": "what colour is my bike?", "user_id": "ivy"})
+    assert first.status_code == 200, first.text
+    reply = first.json()
+    assert reply["message"] == "echo: what colour is my bike?"
+    assert reply["memories_used"] >= 1
+    assert reply["usage"]["prompt_tokens"] > 0
+    conversation = reply["conversation_id"]
+
+    fake.reset()
+    again = {"message": "and its brand?", "user_id": "ivy", "conversation_id": conversation}
+    assert api.post("/chat", json=again).json()["conversation_id"] == conversation
+    sent = [m["content"] for m in fake.requests()[-1]["messages"] if m["role"] != "system"]
+    assert sent == ["what colour is my bike?", "echo: what colour is my bike?", "and its brand?"]
+
+    blind = {"message": "bike?", "user_id": "ivy", "include_memory_search": False}
+    assert api.post("/chat", json=blind).json()["memories_used"] == 0
+    assert api.post("/chat", json={"message": ""}).status_code == 400
