@@ -30,8 +30,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     _configure_logging(settings.server.log_level)
     if args.command == "serve":
         return serve(settings)
-    if args.command == "reindex":
-        return _owning_data_dir(settings) or asyncio.run(reindex(settings))
+    if args.command in ("reindex", "import", "export"):
+        from gateway import commands
+
+        if busy := _owning_data_dir(settings):
+            return busy
+        if args.command == "reindex":
+            return asyncio.run(commands.reindex(settings))
+        if args.command == "import":
+            return asyncio.run(commands.import_file(settings, Path(args.file), args.user))
+        return asyncio.run(commands.export_user(settings, args.user, Path(args.output) if args.output else None))
     _parser().print_help()
     return 2
 
@@ -46,6 +54,9 @@ def _owning_data_dir(settings: Settings) -> int:
     return 0
 
 
+CONFIG_HELP = "config file (default: $GATEWAY_CONFIG, else ./config.toml)"
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="gateway", description="OpenAI-compatible memory gateway for Ollama.")
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
@@ -57,7 +68,17 @@ def _parser() -> argparse.ArgumentParser:
     reindex_cmd = commands.add_parser(
         "reindex", help="rebuild the vector index from the journal (after changing [embedding] model)"
     )
-    reindex_cmd.add_argument("--config", help="config file (default: $GATEWAY_CONFIG, else ./config.toml)")
+    reindex_cmd.add_argument("--config", help=CONFIG_HELP)
+    import_cmd = commands.add_parser(
+        "import", help="import conversations (the gateway's JSON shape, or ChatGPT's conversations.json)"
+    )
+    import_cmd.add_argument("file", help="the JSON file")
+    import_cmd.add_argument("--user", required=True, help="the user whose memory they become")
+    import_cmd.add_argument("--config", help=CONFIG_HELP)
+    export_cmd = commands.add_parser("export", help="write everything remembered of a user as JSON")
+    export_cmd.add_argument("--user", required=True, help="the user")
+    export_cmd.add_argument("-o", "--output", help="the file to write (default: standard output)")
+    export_cmd.add_argument("--config", help=CONFIG_HELP)
     return parser
 
 
@@ -110,51 +131,6 @@ def serve(settings: Settings) -> int:
     )
     server.run()
     return 0 if server.started else 1
-
-
-async def reindex(settings: Settings) -> int:
-    """Empty the index and index every journaled message again with the configured embedding model."""
-    import httpx
-
-    from gateway.memory import Memory
-    from gateway.ollama import Ollama
-    from gateway.transport import transport_for
-
-    timeout = httpx.Timeout(settings.upstream.timeout_s, connect=5.0)
-    async with httpx.AsyncClient(timeout=timeout, transport=transport_for(settings.upstream.url)) as client:
-        memory = await Memory.open(settings, Ollama(client, settings.upstream.url), fresh_index=True)
-        try:
-            total = (await memory.journal.counts())["messages"]
-            bar = Progress("reindex", total)
-            done = await memory.reindex(bar.advance)
-            bar.close()
-            status = await memory.status()
-        finally:
-            await memory.close()
-    how = "meaning and words" if status.retrieval == "hybrid" else f"words alone ({status.degraded})"
-    print(f"gateway: indexed {done} messages with {how}; {status.indexed} points in the {status.engine} index")
-    return 0 if status.retrieval == "hybrid" or not settings.embedding.model else 1
-
-
-class Progress:
-    """A one-line progress bar on stderr."""
-
-    def __init__(self, label: str, total: int, width: int = 30) -> None:
-        self._label, self._total, self._width, self._done = label, total, width, 0
-        self._draw()
-
-    def advance(self, n: int) -> None:
-        self._done += n
-        self._draw()
-
-    def close(self) -> None:
-        print(file=sys.stderr)
-
-    def _draw(self) -> None:
-        share = self._done / self._total if self._total else 1.0
-        filled = round(share * self._width)
-        bar = "#" * filled + "." * (self._width - filled)
-        print(f"\r{self._label} [{bar}] {self._done}/{self._total} {share:4.0%}", end="", file=sys.stderr, flush=True)
 
 
 def _port_problem(host: str, port: int) -> str | None:

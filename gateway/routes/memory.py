@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import time
 import uuid
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from litestar import Controller, Request, delete, get, post, put
@@ -16,12 +16,22 @@ from gateway.auth import key_user, require_key, user_for
 from gateway.chat import Chat
 from gateway.config import Settings
 from gateway.errors import InvalidRequest, NotFound
-from gateway.journal import CoreBlock, StoredMessage
+from gateway.journal import CoreBlock
 from gateway.memory import Memory
 from gateway.prompt import Budget, Recalled
 from gateway.protocol import ChatCompletionRequest, ChatMessage, CompletionUsage
 from gateway.routes.docs import error_responses
 from gateway.tokens import Count
+from gateway.transfer import (
+    CoreBlockOut,
+    Export,
+    Imported,
+    ImportRequest,
+    block_out,
+    export,
+    import_conversations,
+    timestamp,
+)
 
 MemoryType = Literal["archival", "recall", "core"]
 Text = Annotated[str, Meta(min_length=1)]
@@ -73,53 +83,9 @@ class CoreBlockBody(Struct, kw_only=True):
     user_id: str | None = None
 
 
-class CoreBlockOut(Struct, kw_only=True):
-    label: str
-    value: str
-    limit: int
-    tokens: int
-    updated_at: datetime
-
-
 class CoreMemory(Struct, kw_only=True):
     user_id: str
     blocks: list[CoreBlockOut]
-
-
-class ImportedMessage(Struct, kw_only=True):
-    role: Literal["user", "assistant", "system"]
-    content: str
-    name: str | None = None
-    created_at: datetime | None = None
-
-
-class ImportedConversation(Struct, kw_only=True):
-    id: Text
-    messages: list[ImportedMessage]
-
-
-class ImportRequest(Struct, kw_only=True):
-    user_id: str | None = None
-    conversations: list[ImportedConversation]
-
-
-class Imported(Struct, kw_only=True):
-    user_id: str
-    conversations: int
-    messages: int
-
-
-class Note(Struct, kw_only=True):
-    id: int
-    content: str
-    created_at: datetime
-
-
-class Export(Struct, kw_only=True):
-    user_id: str
-    conversations: list[ImportedConversation]
-    core: list[CoreBlockOut]
-    notes: list[Note]
 
 
 class ContextMemory(Struct, kw_only=True):
@@ -256,7 +222,7 @@ class MemoryController(Controller):
         user_id: Annotated[str | None, Parameter(query="user_id")] = None,
     ) -> CoreMemory:
         user = _user(request, settings, user_id)
-        return CoreMemory(user_id=user, blocks=[_block(b, chat.count) for b in await memory.journal.core(user)])
+        return CoreMemory(user_id=user, blocks=[block_out(b, chat.count) for b in await memory.journal.core(user)])
 
     @put(
         "/core/{label:str}",
@@ -275,7 +241,7 @@ class MemoryController(Controller):
         user = _user(request, settings, data.user_id)
         block = _checked(_label(label), data.value, data.limit, chat.count)
         await memory.journal.put_core(user, block)
-        return _block(block, chat.count)
+        return block_out(block, chat.count)
 
     @delete(
         "/core/{label:str}",
@@ -306,11 +272,7 @@ class MemoryController(Controller):
         self, data: ImportRequest, memory: Memory, settings: Settings, request: Request[Any, Any, Any]
     ) -> Imported:
         user = _user(request, settings, data.user_id)
-        total = 0
-        for conversation in data.conversations:
-            rows = [_row(m) for m in conversation.messages if m.role != "system" and m.content]
-            total += await memory.add_conversation(user, conversation.id, rows)
-        return Imported(user_id=user, conversations=len(data.conversations), messages=total)
+        return await import_conversations(memory, user, data.conversations)
 
     @get(
         "/export",
@@ -349,23 +311,6 @@ class MemoryController(Controller):
         )
 
 
-async def export(memory: Memory, user: str, count: Count) -> Export:
-    """The import shape, plus core memory and notes (what `gateway export` writes too)."""
-    conversations: dict[str, list[ImportedMessage]] = {}
-    notes = []
-    for m in await memory.journal.messages_of(user):
-        if m.kind == "note":
-            notes.append(Note(id=m.id, content=m.text, created_at=_time(m.created_at)))
-        else:
-            conversations.setdefault(m.conversation, []).append(_exported(m))
-    return Export(
-        user_id=user,
-        conversations=[ImportedConversation(id=c, messages=ms) for c, ms in conversations.items()],
-        core=[_block(b, count) for b in await memory.journal.core(user)],
-        notes=notes,
-    )
-
-
 def _user(request: Request[Any, Any, Any], settings: Settings, asked: str | None) -> str:
     return user_for(request.headers, settings.auth, asked, settings.identity.default_user)
 
@@ -383,23 +328,13 @@ def _label(label: str) -> str:
     return label
 
 
-def _block(block: CoreBlock, count: Count) -> CoreBlockOut:
-    return CoreBlockOut(
-        label=block.label,
-        value=block.value,
-        limit=block.max_tokens,
-        tokens=count(block.value),
-        updated_at=_time(block.updated_at),
-    )
-
-
 def _found(m: Recalled) -> Found:
     return Found(
         id=m.id,
         content=m.text,
         score=m.score,
         memory_type="recall" if m.conversation else "archival",
-        created_at=_time(m.created_at),
+        created_at=timestamp(m.created_at),
         conversation_id=m.conversation or None,
         role=m.role,
     )
@@ -411,20 +346,6 @@ def _context_memory(m: Recalled) -> ContextMemory:
         content=m.text,
         score=m.score,
         role=m.role,
-        created_at=_time(m.created_at),
+        created_at=timestamp(m.created_at),
         conversation_id=m.conversation,
     )
-
-
-def _row(m: ImportedMessage) -> tuple[str, str, float, str]:
-    when = m.created_at.timestamp() if m.created_at else time.time()
-    return m.role, m.content, when, m.name or ""
-
-
-def _exported(m: StoredMessage) -> ImportedMessage:
-    role: Literal["user", "assistant"] = "assistant" if m.role == "assistant" else "user"
-    return ImportedMessage(role=role, content=m.text, name=m.name or None, created_at=_time(m.created_at))
-
-
-def _time(epoch: float) -> datetime:
-    return datetime.fromtimestamp(epoch, UTC)

@@ -1,0 +1,154 @@
+"""Import and export of a user's memory: the gateway's own shape, and ChatGPT's data export.
+
+Shape (design.md): `{user_id, conversations: [{id, messages: [{role, content, name?, created_at?}]}]}`;
+an export adds `core` (the core memory blocks) and `notes` (archival memories). `created_at` is ISO 8601 and
+is kept as the memory's time. ChatGPT's `conversations.json` is a list of conversations whose messages form
+a tree (`mapping`); the branch that ends at `current_node` is the conversation as the user last saw it.
+"""
+
+from __future__ import annotations
+
+import time
+from datetime import UTC, datetime
+from typing import Annotated, Any, Literal
+
+import msgspec
+from msgspec import Meta, Struct
+
+from gateway.errors import InvalidRequest
+from gateway.journal import CoreBlock, StoredMessage
+from gateway.memory import Memory
+from gateway.tokens import Count
+
+Text = Annotated[str, Meta(min_length=1)]
+
+
+class CoreBlockOut(Struct, kw_only=True):
+    label: str
+    value: str
+    limit: int
+    tokens: int
+    updated_at: datetime
+
+
+class ImportedMessage(Struct, kw_only=True):
+    role: Literal["user", "assistant", "system"]
+    content: str
+    name: str | None = None
+    created_at: datetime | None = None
+
+
+class ImportedConversation(Struct, kw_only=True):
+    id: Text
+    messages: list[ImportedMessage]
+
+
+class ImportRequest(Struct, kw_only=True):
+    user_id: str | None = None
+    conversations: list[ImportedConversation]
+
+
+class Imported(Struct, kw_only=True):
+    user_id: str
+    conversations: int
+    messages: int
+
+
+class Note(Struct, kw_only=True):
+    id: int
+    content: str
+    created_at: datetime
+
+
+class Export(Struct, kw_only=True):
+    user_id: str
+    conversations: list[ImportedConversation]
+    core: list[CoreBlockOut]
+    notes: list[Note]
+
+
+async def import_conversations(memory: Memory, user: str, conversations: list[ImportedConversation]) -> Imported:
+    total = 0
+    for conversation in conversations:
+        rows = [_row(m) for m in conversation.messages if m.role != "system" and m.content]
+        total += await memory.add_conversation(user, conversation.id, rows)
+    return Imported(user_id=user, conversations=len(conversations), messages=total)
+
+
+async def export(memory: Memory, user: str, count: Count) -> Export:
+    """The import shape, plus core memory and notes."""
+    conversations: dict[str, list[ImportedMessage]] = {}
+    notes = []
+    for m in await memory.journal.messages_of(user):
+        if m.kind == "note":
+            notes.append(Note(id=m.id, content=m.text, created_at=timestamp(m.created_at)))
+        else:
+            conversations.setdefault(m.conversation, []).append(_exported(m))
+    return Export(
+        user_id=user,
+        conversations=[ImportedConversation(id=c, messages=ms) for c, ms in conversations.items()],
+        core=[block_out(b, count) for b in await memory.journal.core(user)],
+        notes=notes,
+    )
+
+
+def parse(data: bytes) -> tuple[list[ImportedConversation], list[CoreBlockOut], list[Note]]:
+    """A file of either shape: ours (an import or an export), or ChatGPT's `conversations.json`."""
+    try:
+        raw = msgspec.json.decode(data)
+    except msgspec.DecodeError as exc:
+        raise InvalidRequest(f"not JSON: {exc}") from None
+    try:
+        if isinstance(raw, list):
+            return [c for c in (_from_chatgpt(item) for item in raw) if c.messages], [], []
+        if "core" in raw or "notes" in raw:
+            exported = msgspec.convert(raw, Export)
+            return exported.conversations, exported.core, exported.notes
+        return msgspec.convert(raw, ImportRequest).conversations, [], []
+    except (msgspec.ValidationError, KeyError, TypeError, AttributeError) as exc:
+        raise InvalidRequest(f"neither the gateway's import shape nor a ChatGPT export: {exc}") from None
+
+
+def _from_chatgpt(conversation: dict[str, Any]) -> ImportedConversation:
+    """The branch of ChatGPT's message tree that ends at `current_node`, oldest first."""
+    mapping: dict[str, Any] = conversation["mapping"]
+    node = conversation.get("current_node") or next(reversed(mapping), None)
+    branch = []
+    while node is not None and node in mapping:
+        branch.append(mapping[node])
+        node = mapping[node].get("parent")
+    messages = []
+    for item in reversed(branch):
+        message = item.get("message") or {}
+        role = (message.get("author") or {}).get("role")
+        parts = (message.get("content") or {}).get("parts") or []
+        text = "\n".join(p for p in parts if isinstance(p, str)).strip()
+        if role in ("user", "assistant") and text:
+            when = message.get("create_time") or conversation.get("create_time")
+            messages.append(ImportedMessage(role=role, content=text, created_at=timestamp(when) if when else None))
+    ident = conversation.get("conversation_id") or conversation.get("id") or conversation.get("title") or "chatgpt"
+    return ImportedConversation(id=str(ident), messages=messages)
+
+
+def block_out(block: CoreBlock, count: Count) -> CoreBlockOut:
+    return CoreBlockOut(
+        label=block.label,
+        value=block.value,
+        limit=block.max_tokens,
+        tokens=count(block.value),
+        updated_at=timestamp(block.updated_at),
+    )
+
+
+def timestamp(epoch: float) -> datetime:
+    return datetime.fromtimestamp(epoch, UTC)
+
+
+def _row(m: ImportedMessage) -> tuple[str, str, float, str]:
+    when = m.created_at.timestamp() if m.created_at else time.time()
+    return m.role, m.content, when, m.name or ""
+
+
+def _exported(m: StoredMessage) -> ImportedMessage:
+    role: Literal["user", "assistant"] = "assistant" if m.role == "assistant" else "user"
+    return ImportedMessage(role=role, content=m.text, name=m.name or None, created_at=timestamp(m.created_at))
