@@ -30,6 +30,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     _configure_logging(settings.server.log_level)
     if args.command == "serve":
         return serve(settings)
+    if args.command == "check":
+        from gateway import check
+
+        return asyncio.run(check.run(settings, str(config.find_config(args.config, os.environ) or "defaults")))
     if args.command in ("reindex", "import", "export"):
         from gateway import commands
 
@@ -65,6 +69,8 @@ def _parser() -> argparse.ArgumentParser:
     serve_cmd.add_argument("--config", help="config file (default: $GATEWAY_CONFIG, else ./config.toml)")
     serve_cmd.add_argument("--host", help="address to bind (overrides [server] host)")
     serve_cmd.add_argument("--port", type=int, help="port to bind (overrides [server] port)")
+    check_cmd = commands.add_parser("check", help="check config, Ollama, models, data dir and tokenizer")
+    check_cmd.add_argument("--config", help=CONFIG_HELP)
     reindex_cmd = commands.add_parser(
         "reindex", help="rebuild the vector index from the journal (after changing [embedding] model)"
     )

@@ -111,8 +111,9 @@ class CoreBlock(Struct):
 
 
 class Journal:
-    def __init__(self, db: aiosqlite.Connection) -> None:
+    def __init__(self, db: aiosqlite.Connection, path: Path) -> None:
         self._db = db
+        self._path = path
         # One connection: a transaction's statements must not interleave with another coroutine's, and a
         # reader must not see (or a writer commit) another's half-written turn.
         self._lock = asyncio.Lock()
@@ -141,7 +142,7 @@ class Journal:
         except BaseException:
             await db.close()
             raise
-        return cls(db)
+        return cls(db, path)
 
     async def close(self) -> None:
         await self._db.close()
@@ -306,6 +307,19 @@ class Journal:
             )
             turns, messages, outbox, lexical_only = next(iter(rows))
             return {"turns": turns, "messages": messages, "outbox": outbox, "lexical_only": lexical_only}
+
+    async def kinds(self) -> dict[str, int]:
+        """How many memories of each kind: conversation messages (`recall`), notes (`archival`), core blocks."""
+        async with self._lock:
+            rows = await self._db.execute_fetchall(
+                "SELECT CASE kind WHEN 'note' THEN 'archival' ELSE 'recall' END, count(*) FROM messages GROUP BY 1"
+                " UNION ALL SELECT 'core', count(*) FROM core"
+            )
+        return {kind: count for kind, count in rows}
+
+    def size(self) -> int:
+        """Bytes on disk, the write-ahead log included."""
+        return sum(p.stat().st_size for p in self._path.parent.glob(self._path.name + "*") if p.is_file())
 
 
 async def migrate(db: aiosqlite.Connection) -> int:

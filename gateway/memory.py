@@ -61,6 +61,8 @@ class MemoryStatus(Struct):
     degraded: str | None
     indexed: int
     journal: dict[str, int]
+    kinds: dict[str, int]  # recall (conversation messages), archival (notes), core (blocks)
+    journal_bytes: int
 
 
 class Embedder:
@@ -312,4 +314,6 @@ class Memory:
             degraded=self.degraded if self.embedder.model else None,
             indexed=await self.index.count(),
             journal=await self.journal.counts(),
+            kinds={"recall": 0, "archival": 0, "core": 0, **await self.journal.kinds()},
+            journal_bytes=await asyncio.to_thread(self.journal.size),
         )

@@ -8,6 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from tests import processes
+from tests.conftest import Fake
 from tests.processes import ROOT
 
 
@@ -56,3 +58,32 @@ def test_port_in_use_is_one_line() -> None:
     assert result.returncode == 1
     [line] = result.stderr.strip().splitlines()
     assert line.startswith(f"gateway: cannot listen on 127.0.0.1:{port}: the port is already in use")
+
+
+def test_check_passes_when_all_is_well(fake: Fake, tmp_path: Path) -> None:
+    env = processes.gateway_env(fake.url, tmp_path / "data")
+    result = run_gateway("check", env=env)
+    assert result.returncode == 0, result.stdout
+    lines = result.stdout.strip().splitlines()
+    assert [line.split(":")[0] for line in lines] == [
+        "✓ config",
+        "✓ Ollama",
+        "✓ chat model",
+        "✓ embedding model",
+        "✓ data dir",
+        "✓ tokenizer",
+    ]
+    assert "nomic-embed-text gives 64 dimensions" in result.stdout
+
+
+def test_check_says_what_fails_and_how_to_fix_it(fake: Fake, tmp_path: Path) -> None:
+    env = {**processes.gateway_env(fake.url, tmp_path / "data"), "GATEWAY_EMBEDDING_MODEL": "mxbai-embed-large"}
+    result = run_gateway("check", env=env)
+    assert result.returncode == 1
+    assert "✗ embedding model: mxbai-embed-large is not in Ollama: `ollama pull mxbai-embed-large`" in result.stdout
+
+    down = processes.gateway_env(f"http://127.0.0.1:{processes.free_port()}", tmp_path / "data")
+    result = run_gateway("check", env=down)
+    assert result.returncode == 1
+    assert "✗ Ollama: Cannot reach Ollama at" in result.stdout
+    assert "`ollama serve`" in result.stdout

@@ -181,3 +181,18 @@ def test_the_simple_chat_keeps_the_conversation_and_uses_memory(api: httpx.Clien
     blind = {"message": "bike?", "user_id": "ivy", "include_memory_search": False}
     assert api.post("/chat", json=blind).json()["memories_used"] == 0
     assert api.post("/chat", json={"message": ""}).status_code == 400
+
+
+def test_status_counts_memories_by_kind(api: httpx.Client) -> None:
+    api.post("/memory/add", json={"content": "a note for the count", "user_id": "jo"})
+    api.put("/memory/core/human", json={"value": "Jo", "user_id": "jo"})
+    settle(api)
+    status = api.get("/status").json()
+    assert status["embedding"] == {"model": "nomic-embed-text", "present": True}
+    memory = status["memory"]
+    assert set(memory["kinds"]) == {"recall", "archival", "core"}
+    assert memory["kinds"]["archival"] >= 1
+    assert memory["kinds"]["core"] >= 1
+    assert memory["journal_bytes"] > 0
+    assert memory["journal"]["outbox"] == 0
+    assert memory["engine"] == "embedded (qdrant-edge)"

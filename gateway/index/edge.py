@@ -42,7 +42,7 @@ class EdgeIndex:
     def __init__(self, shard: qe.EdgeShard, path: Path) -> None:
         self._shard = shard
         self._path = path
-        self._dense_size = _stored_dense_size(path)
+        self._dense_size = stored_dense_size(path)
 
     @classmethod
     async def open(cls, path: Path, *, fresh: bool = False) -> EdgeIndex:
@@ -138,7 +138,7 @@ def _load_or_create(path: Path) -> qe.EdgeShard:
         return shard
 
 
-def _stored_dense_size(path: Path) -> int | None:
+def stored_dense_size(path: Path) -> int | None:
     """The dense vector's size as the shard persisted it (the engine has no getter for its config)."""
     config = json.loads((path / "edge_config.json").read_text())
     dense = config.get("vectors", {}).get(DENSE)

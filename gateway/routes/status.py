@@ -35,10 +35,16 @@ class ModelStatus(Struct):
     tokenizer: str
 
 
+class EmbeddingStatus(Struct):
+    model: str | None
+    present: bool | None
+
+
 class Status(Struct):
     version: str
     upstream: UpstreamStatus
     model: ModelStatus
+    embedding: EmbeddingStatus
     models: list[str]
     memory: MemoryStatus
 
@@ -75,6 +81,12 @@ class StatusController(Controller):
                 context_window=model.context_window,
                 reserve_completion=model.reserve_completion,
                 tokenizer=state.tokenizer,
+            ),
+            embedding=EmbeddingStatus(
+                model=settings.embedding.model or None,
+                present=_present(settings.embedding.model, names)
+                if upstream.reachable and settings.embedding.model
+                else None,
             ),
             models=names,
             memory=await memory.status(),
