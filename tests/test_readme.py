@@ -5,12 +5,14 @@ Only the address changes: the examples say 127.0.0.1:8888, the test's gateway li
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -81,6 +83,48 @@ def test_configure_example_runs_as_written(fake_session: Fake, tmp_path: Path) -
         process.wait(timeout=30)
     assert status["upstream"]["url"] == "http://gpu-box:11434"
     assert status["model"]["context_window"] == 16384
+
+
+def test_memory_api_example_runs_as_written(served: str) -> None:
+    [(_, code)] = readme.blocks("memory")
+    result = subprocess.run(
+        ["bash", "-euo", "pipefail", "-c", code.replace(DEFAULT, served)], capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 0, result.stderr
+    *_, found, exported = json_values(result.stdout)  # curl prints each answer without a newline
+    assert found["results"][0]["content"] == "Ann is allergic to peanuts"
+    assert exported["core"][0]["value"] == "Name: Ann. Lives in Lyon."
+
+
+def json_values(text: str) -> list[Any]:
+    decoder, values, at = json.JSONDecoder(), [], 0
+    while at < len(text.strip()):
+        value, at = decoder.raw_decode(text, at)
+        values.append(value)
+    return values
+
+
+def test_memory_commands_run_as_written(fake: Fake, tmp_path: Path) -> None:
+    with processes.gateway(fake.url, tmp_path / "data") as url:
+        httpx.post(url + "/memory/add", json={"content": "Ann plays the cello", "user_id": "ann"})
+    [(_, code)] = readme.blocks("commands")
+    env = {**os.environ, **processes.gateway_env(fake.url, tmp_path / "data")}
+    written = processes.ROOT / "ann-memory.json"
+    try:
+        result = subprocess.run(
+            ["bash", "-euo", "pipefail", "-c", code],
+            cwd=processes.ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+        assert result.returncode == 0, result.stdout + result.stderr
+        assert json.loads(written.read_text())["notes"][0]["content"] == "Ann plays the cello"
+    finally:
+        written.unlink(missing_ok=True)
+    assert "✓ embedding model" in result.stdout
+    assert "0 core blocks and 1 notes for user ann-copy" in result.stdout
 
 
 def test_reindex_command_runs_as_written(fake: Fake, tmp_path: Path) -> None:
