@@ -20,6 +20,7 @@ from litestar.openapi.plugins import JsonRenderPlugin
 from gateway import __version__, datadir
 from gateway.chat import Chat
 from gateway.config import Settings
+from gateway.consolidate import Consolidator
 from gateway.errors import GatewayError, error_envelope
 from gateway.memory import Memory
 from gateway.ollama import Ollama
@@ -55,11 +56,13 @@ def create_app(settings: Settings, *, transport: httpx.AsyncBaseTransport | None
                 try:
                     await memory.start()
                     chat = Chat(ollama, memory, count, settings)
-                    app.state.update(ollama=ollama, chat=chat, memory=memory)
+                    consolidator = Consolidator(memory, ollama, count, settings)
+                    app.state.update(ollama=ollama, chat=chat, memory=memory, consolidator=consolidator)
                     log.info("gateway %s in front of Ollama at %s", __version__, settings.upstream.url)
                     try:
                         yield
                     finally:
+                        await consolidator.close()
                         await chat.drain()
                 finally:
                     await memory.close()
@@ -75,6 +78,7 @@ def create_app(settings: Settings, *, transport: httpx.AsyncBaseTransport | None
             "ollama": Provide(_from_state("ollama"), sync_to_thread=False),
             "chat": Provide(_from_state("chat"), sync_to_thread=False),
             "memory": Provide(_from_state("memory"), sync_to_thread=False),
+            "consolidator": Provide(_from_state("consolidator"), sync_to_thread=False),
         },
         state=State({"settings": settings}),
         exception_handlers={

@@ -34,13 +34,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         from gateway import check
 
         return asyncio.run(check.run(settings, str(config.find_config(args.config, os.environ) or "defaults")))
-    if args.command in ("reindex", "import", "export"):
+    if args.command in ("reindex", "import", "export", "consolidate"):
         from gateway import commands
 
         if busy := _owning_data_dir(settings):
             return busy
         if args.command == "reindex":
             return asyncio.run(commands.reindex(settings))
+        if args.command == "consolidate":
+            return asyncio.run(commands.consolidate(settings, args.user))
         if args.command == "import":
             return asyncio.run(commands.import_file(settings, Path(args.file), args.user))
         return asyncio.run(commands.export_user(settings, args.user, Path(args.output) if args.output else None))
@@ -81,6 +83,11 @@ def _parser() -> argparse.ArgumentParser:
     import_cmd.add_argument("file", help="the JSON file")
     import_cmd.add_argument("--user", required=True, help="the user whose memory they become")
     import_cmd.add_argument("--config", help=CONFIG_HELP)
+    consolidate_cmd = commands.add_parser(
+        "consolidate", help="summarise older conversations into archival notes, and propose core facts"
+    )
+    consolidate_cmd.add_argument("--user", help="one user (default: every user)")
+    consolidate_cmd.add_argument("--config", help=CONFIG_HELP)
     export_cmd = commands.add_parser("export", help="write everything remembered of a user as JSON")
     export_cmd.add_argument("--user", required=True, help="the user")
     export_cmd.add_argument("-o", "--output", help="the file to write (default: standard output)")

@@ -13,6 +13,7 @@ import msgspec
 
 from gateway import transfer
 from gateway.config import Settings
+from gateway.consolidate import Consolidator
 from gateway.errors import GatewayError
 from gateway.journal import CoreBlock
 from gateway.memory import Memory, MemoryStatus
@@ -80,6 +81,27 @@ async def export_user(settings: Settings, user: str, output: Path | None) -> int
     else:
         sys.stdout.buffer.write(data)
     return 0
+
+
+async def consolidate(settings: Settings, user: str | None) -> int:
+    """Consolidate one user's older conversations, or every user's."""
+    count, _ = load_counter(settings.model.tokenizer)
+    async with opened(settings) as memory:
+        users = [user] if user else await memory.journal.users()
+        consolidator = Consolidator(memory, memory.embedder.ollama, count, settings)
+        failed = 0
+        for name in users:
+            bar = Progress(f"consolidate {name}", len(await consolidator.pending(name)))
+            run = await consolidator.run(name, advance=bar.advance)
+            bar.close()
+            if run.state == "failed":
+                failed += 1
+                print(f"gateway: consolidating {name} failed: {run.error}", file=sys.stderr)
+            else:
+                proposed = "".join(f"\n  proposed for core memory: {fact}" for fact in run.proposed)
+                print(f"gateway: {name}: {run.summaries} conversations summarised{proposed}")
+        await memory.drain()
+    return 1 if failed else 0
 
 
 def _how(status: MemoryStatus) -> str:

@@ -234,6 +234,11 @@ class Journal:
             )
         return [StoredMessage(*row) for row in rows]
 
+    async def users(self) -> list[str]:
+        async with self._lock:
+            rows = await self._db.execute_fetchall("SELECT DISTINCT user FROM messages ORDER BY user")
+        return [row[0] for row in rows]
+
     async def core(self, user: str) -> list[CoreBlock]:
         async with self._lock:
             rows = await self._db.execute_fetchall(

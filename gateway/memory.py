@@ -69,7 +69,7 @@ class Embedder:
     """Dense vectors from Ollama's `/api/embed`; `None` while the model is missing or failing."""
 
     def __init__(self, ollama: Ollama, model: str, keep_alive: str) -> None:
-        self._ollama = ollama
+        self.ollama = ollama
         self.model = model
         self._keep_alive = keep_alive
         self.size: int | None = None
@@ -91,7 +91,7 @@ class Embedder:
         if not probing and self.size is None:
             return None
         try:
-            answer = await self._ollama.embed({"model": self.model, "input": texts, "keep_alive": self._keep_alive})
+            answer = await self.ollama.embed({"model": self.model, "input": texts, "keep_alive": self._keep_alive})
         except GatewayError as exc:
             self._fail(exc.message)
             return None

@@ -9,6 +9,9 @@ user message steers it, so a test can ask for a scenario through the real gatewa
     #slow      a long, slow stream (a test disconnects and checks /_fake/stats)
     #hungry    prompt_eval_count of one token per character (far more than tiktoken counts)
 
+A request with a JSON schema in `format` (a consolidation) gets `{"summary", "facts"}` made of the
+transcript's user lines.
+
 Otherwise the answer is `echo: <last user message>`, streamed a word per chunk. Every /api/chat body is
 kept for inspection at GET /_fake/requests (DELETE resets), and disconnects are counted at /_fake/stats.
 
@@ -94,6 +97,8 @@ class FakeOllama:
             await _json(send, 503, {"error": "server busy, please try again.  maximum pending requests exceeded"})
             return
         chunks = _script(model, last)
+        if isinstance(request.get("format"), dict):  # structured output: a consolidation's summary
+            chunks = [{**chunks[-1], "message": {"role": "assistant", "content": json.dumps(_summary(request))}}]
         if "#hungry" in last:  # a model whose tokenizer counts a token per character
             chunks[-1]["prompt_eval_count"] = sum(len(m.get("content", "")) for m in request["messages"])
         if not request.get("stream", True):
@@ -184,6 +189,13 @@ def _merge(chunks: list[dict[str, Any]]) -> dict[str, Any]:
         if part.get("tool_calls"):
             message["tool_calls"] = part["tool_calls"]
     return {**chunks[-1], "message": message}
+
+
+def _summary(request: dict[str, Any]) -> dict[str, Any]:
+    """What a model asked for a summary would say: the transcript's user lines, and those about "my" as facts."""
+    transcript = request["messages"][-1]["content"]
+    said = [line.split(": ", 1)[-1] for line in transcript.splitlines() if "] user" in line]
+    return {"summary": "The user said: " + " / ".join(said), "facts": [s for s in said if " my " in f" {s.lower()}"]}
 
 
 def _vector(text: str) -> list[float]:

@@ -156,6 +156,7 @@ def test_docs_and_schema_cover_every_route(gateway_url: str) -> None:
         "/memory/import",
         "/memory/export",
         "/memory/context",
+        "/memory/consolidate",
         "/chat",
     }
     search = schema["paths"]["/memory/search"]["post"]

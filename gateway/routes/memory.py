@@ -15,6 +15,7 @@ from msgspec import Meta, Struct
 from gateway.auth import key_user, require_key, user_for
 from gateway.chat import Chat
 from gateway.config import Settings
+from gateway.consolidate import Consolidation, Consolidator
 from gateway.errors import InvalidRequest, NotFound
 from gateway.journal import CoreBlock
 from gateway.memory import Memory
@@ -86,6 +87,11 @@ class CoreBlockBody(Struct, kw_only=True):
 class CoreMemory(Struct, kw_only=True):
     user_id: str
     blocks: list[CoreBlockOut]
+    proposed: list[str]  # facts consolidation found, for a client (or the user) to put into a block
+
+
+class ConsolidateRequest(Struct, kw_only=True):
+    user_id: str | None = None
 
 
 class ContextMemory(Struct, kw_only=True):
@@ -215,6 +221,7 @@ class MemoryController(Controller):
     @get("/core", summary="A user's core memory blocks", responses=error_responses(401, 403))
     async def core(
         self,
+        consolidator: Consolidator,
         memory: Memory,
         settings: Settings,
         request: Request[Any, Any, Any],
@@ -222,7 +229,19 @@ class MemoryController(Controller):
         user_id: Annotated[str | None, Parameter(query="user_id")] = None,
     ) -> CoreMemory:
         user = _user(request, settings, user_id)
-        return CoreMemory(user_id=user, blocks=[block_out(b, chat.count) for b in await memory.journal.core(user)])
+        blocks = [block_out(b, chat.count) for b in await memory.journal.core(user)]
+        return CoreMemory(user_id=user, blocks=blocks, proposed=await consolidator.proposals(user))
+
+    @post(
+        "/consolidate",
+        status_code=202,
+        summary="Summarise a user's older conversations into archival notes and propose core facts (background)",
+        responses=error_responses(400, 401, 403),
+    )
+    async def consolidate(
+        self, data: ConsolidateRequest, consolidator: Consolidator, settings: Settings, request: Request[Any, Any, Any]
+    ) -> Consolidation:
+        return consolidator.start(_user(request, settings, data.user_id))
 
     @put(
         "/core/{label:str}",

@@ -11,6 +11,7 @@ from msgspec import Struct
 from gateway import __version__
 from gateway.auth import require_key
 from gateway.config import Settings
+from gateway.consolidate import Consolidation, Consolidator
 from gateway.errors import GatewayError
 from gateway.memory import Memory, MemoryStatus
 from gateway.ollama import Ollama, OllamaTags
@@ -47,6 +48,7 @@ class Status(Struct):
     embedding: EmbeddingStatus
     models: list[str]
     memory: MemoryStatus
+    consolidation: list[Consolidation]  # runs since start-up, by user
 
 
 class StatusController(Controller):
@@ -61,7 +63,9 @@ class StatusController(Controller):
         summary="Version, upstream reachability, models, context window, memory engine and counts",
         guards=[require_key],
     )
-    async def status(self, ollama: Ollama, memory: Memory, settings: Settings, state: State) -> Status:
+    async def status(
+        self, ollama: Ollama, memory: Memory, consolidator: Consolidator, settings: Settings, state: State
+    ) -> Status:
         version, tags = await asyncio.gather(ollama.version(), ollama.tags(), return_exceptions=True)
         upstream = UpstreamStatus(url=ollama.url, reachable=isinstance(version, str))
         if isinstance(version, str):
@@ -90,6 +94,7 @@ class StatusController(Controller):
             ),
             models=names,
             memory=await memory.status(),
+            consolidation=list(consolidator.runs.values()),
         )
 
 
