@@ -161,6 +161,14 @@ def test_docs_and_schema_cover_every_route(gateway_url: str) -> None:
     }
     search = schema["paths"]["/memory/search"]["post"]
     assert {"200", "400", "401", "403"} <= set(search["responses"])
+    for path, operations in schema["paths"].items():
+        if not path.startswith(("/memory", "/chat")):
+            continue
+        for method, operation in operations.items():  # every memory route shows how it is called
+            body = operation.get("requestBody", {}).get("content", {}).get("application/json", {})
+            parameters = operation.get("parameters", [])
+            assert body.get("schema", {}).get("examples") or parameters, (method, path)
+            assert all(p.get("examples") for p in parameters), (method, path)
     chat = schema["paths"]["/v1/chat/completions"]["post"]
     assert chat["responses"]["200"]["content"]["application/json"]["schema"] == {
         "$ref": "#/components/schemas/ChatCompletion"

@@ -125,6 +125,7 @@ def test_memory_commands_run_as_written(fake: Fake, tmp_path: Path) -> None:
         written.unlink(missing_ok=True)
     assert "✓ embedding model" in result.stdout
     assert "0 core blocks and 1 notes for user ann-copy" in result.stdout
+    assert "ann: 0 conversations summarised" in result.stdout
 
 
 def test_reindex_command_runs_as_written(fake: Fake, tmp_path: Path) -> None:

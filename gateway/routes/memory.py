@@ -9,7 +9,8 @@ from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from litestar import Controller, Request, delete, get, post, put
-from litestar.params import Parameter
+from litestar.openapi.spec import Example
+from litestar.params import Body, Parameter
 from msgspec import Meta, Struct
 
 from gateway.auth import key_user, require_key, user_for
@@ -135,7 +136,10 @@ class SimpleChatResponse(Struct, kw_only=True):
     responses=error_responses(400, 401, 403, 404, 502, 503, 504),
 )
 async def simple_chat(
-    data: SimpleChatRequest, chat: Chat, settings: Settings, request: Request[Any, Any, Any]
+    data: Annotated[SimpleChatRequest, _example({"message": "What did I plan for May?", "user_id": "ann"})],
+    chat: Chat,
+    settings: Settings,
+    request: Request[Any, Any, Any],
 ) -> SimpleChatResponse:
     """The simple chat of the Letta integration doc: the gateway keeps the conversation, the client one id."""
     user = _user(request, settings, data.user_id)
@@ -163,7 +167,14 @@ class MemoryController(Controller):
         responses=error_responses(400, 401, 403),
     )
     async def add(
-        self, data: AddRequest, memory: Memory, settings: Settings, request: Request[Any, Any, Any], chat: Chat
+        self,
+        data: Annotated[
+            AddRequest, _example({"content": "Ann is allergic to peanuts", "memory_type": "archival", "user_id": "ann"})
+        ],
+        memory: Memory,
+        settings: Settings,
+        request: Request[Any, Any, Any],
+        chat: Chat,
     ) -> Added:
         user = _user(request, settings, data.user_id)
         if data.memory_type == "core":
@@ -184,7 +195,11 @@ class MemoryController(Controller):
         responses=error_responses(400, 401, 403),
     )
     async def search(
-        self, data: SearchRequest, memory: Memory, settings: Settings, request: Request[Any, Any, Any]
+        self,
+        data: Annotated[SearchRequest, _example({"query": "what can Ann not eat?", "limit": 5, "user_id": "ann"})],
+        memory: Memory,
+        settings: Settings,
+        request: Request[Any, Any, Any],
     ) -> SearchResults:
         user = _user(request, settings, data.user_id)
         found = await memory.recall(user, data.query, limit=data.limit)
@@ -193,11 +208,11 @@ class MemoryController(Controller):
     @delete("/{memory_id:int}", status_code=200, summary="Forget one memory", responses=error_responses(401, 403, 404))
     async def forget_one(
         self,
-        memory_id: int,
+        memory_id: Annotated[int, Parameter(examples=[Example(value=42)])],
         memory: Memory,
         settings: Settings,
         request: Request[Any, Any, Any],
-        user_id: Annotated[str | None, Parameter(query="user_id")] = None,
+        user_id: Annotated[str | None, Parameter(query="user_id", examples=[Example(value="ann")])] = None,
     ) -> Deleted:
         user = _user(request, settings, user_id)
         stored = await memory.journal.message(memory_id)
@@ -213,7 +228,11 @@ class MemoryController(Controller):
         responses=error_responses(401, 403),
     )
     async def forget_user(
-        self, user_id: str, memory: Memory, settings: Settings, request: Request[Any, Any, Any]
+        self,
+        user_id: Annotated[str, Parameter(examples=[Example(value="ann")])],
+        memory: Memory,
+        settings: Settings,
+        request: Request[Any, Any, Any],
     ) -> Deleted:
         user = _user(request, settings, user_id)
         return Deleted(user_id=user, deleted=await memory.forget_user(user))
@@ -226,7 +245,7 @@ class MemoryController(Controller):
         settings: Settings,
         request: Request[Any, Any, Any],
         chat: Chat,
-        user_id: Annotated[str | None, Parameter(query="user_id")] = None,
+        user_id: Annotated[str | None, Parameter(query="user_id", examples=[Example(value="ann")])] = None,
     ) -> CoreMemory:
         user = _user(request, settings, user_id)
         blocks = [block_out(b, chat.count) for b in await memory.journal.core(user)]
@@ -239,7 +258,11 @@ class MemoryController(Controller):
         responses=error_responses(400, 401, 403),
     )
     async def consolidate(
-        self, data: ConsolidateRequest, consolidator: Consolidator, settings: Settings, request: Request[Any, Any, Any]
+        self,
+        data: Annotated[ConsolidateRequest, _example({"user_id": "ann"})],
+        consolidator: Consolidator,
+        settings: Settings,
+        request: Request[Any, Any, Any],
     ) -> Consolidation:
         return consolidator.start(_user(request, settings, data.user_id))
 
@@ -250,8 +273,10 @@ class MemoryController(Controller):
     )
     async def put_core(
         self,
-        label: str,
-        data: CoreBlockBody,
+        label: Annotated[str, Parameter(examples=[Example(value="human")])],
+        data: Annotated[
+            CoreBlockBody, _example({"value": "Name: Ann. Lives in Lyon.", "limit": 500, "user_id": "ann"})
+        ],
         memory: Memory,
         settings: Settings,
         request: Request[Any, Any, Any],
@@ -270,11 +295,11 @@ class MemoryController(Controller):
     )
     async def delete_core(
         self,
-        label: str,
+        label: Annotated[str, Parameter(examples=[Example(value="human")])],
         memory: Memory,
         settings: Settings,
         request: Request[Any, Any, Any],
-        user_id: Annotated[str | None, Parameter(query="user_id")] = None,
+        user_id: Annotated[str | None, Parameter(query="user_id", examples=[Example(value="ann")])] = None,
     ) -> Deleted:
         user = _user(request, settings, user_id)
         if not await memory.journal.delete_core(user, label):
@@ -288,7 +313,11 @@ class MemoryController(Controller):
         responses=error_responses(400, 401, 403),
     )
     async def import_(
-        self, data: ImportRequest, memory: Memory, settings: Settings, request: Request[Any, Any, Any]
+        self,
+        data: Annotated[ImportRequest, _example(IMPORT_EXAMPLE)],
+        memory: Memory,
+        settings: Settings,
+        request: Request[Any, Any, Any],
     ) -> Imported:
         user = _user(request, settings, data.user_id)
         return await import_conversations(memory, user, data.conversations)
@@ -304,7 +333,7 @@ class MemoryController(Controller):
         settings: Settings,
         request: Request[Any, Any, Any],
         chat: Chat,
-        user_id: Annotated[str | None, Parameter(query="user_id")] = None,
+        user_id: Annotated[str | None, Parameter(query="user_id", examples=[Example(value="ann")])] = None,
     ) -> Export:
         user = _user(request, settings, user_id)
         return await export(memory, user, chat.count)
@@ -316,7 +345,13 @@ class MemoryController(Controller):
         responses=error_responses(400, 401, 403),
     )
     async def context(
-        self, data: ChatCompletionRequest, chat: Chat, settings: Settings, request: Request[Any, Any, Any]
+        self,
+        data: Annotated[
+            ChatCompletionRequest, _example({"messages": [{"role": "user", "content": "What do I grow?"}]})
+        ],
+        chat: Chat,
+        settings: Settings,
+        request: Request[Any, Any, Any],
     ) -> Context:
         ready = await chat.prepare(data, request.headers, key_user(request.headers, settings.auth))
         chosen = set(ready.budget.memory_ids)
@@ -328,6 +363,25 @@ class MemoryController(Controller):
             memory=ready.who.mode,
             degraded=ready.recollection.degraded,
         )
+
+
+IMPORT_EXAMPLE = {
+    "user_id": "ann",
+    "conversations": [
+        {
+            "id": "trip",
+            "messages": [
+                {"role": "user", "content": "We fly to Oslo on 3 June.", "created_at": "2024-05-01T09:30:00Z"},
+                {"role": "assistant", "content": "Noted: Oslo, 3 June.", "created_at": "2024-05-01T09:30:05Z"},
+            ],
+        }
+    ],
+}
+
+
+def _example(value: dict[str, Any]) -> Any:
+    """A request body's example for the OpenAPI schema (and so for /docs' "try it out")."""
+    return Body(examples=[Example(summary="example", value=value)])
 
 
 def _user(request: Request[Any, Any, Any], settings: Settings, asked: str | None) -> str:
