@@ -15,7 +15,6 @@ from gateway import transfer
 from gateway.config import Settings
 from gateway.consolidate import Consolidator
 from gateway.errors import GatewayError
-from gateway.journal import CoreBlock
 from gateway.memory import Memory, MemoryStatus
 from gateway.ollama import Ollama
 from gateway.tokens import load_counter
@@ -47,25 +46,20 @@ async def reindex(settings: Settings) -> int:
 async def import_file(settings: Settings, path: Path, user: str) -> int:
     """Import a file of conversations (and, from an export, core memory and notes), then index it."""
     try:
-        conversations, core, notes = transfer.parse(await asyncio.to_thread(path.read_bytes))
+        data = transfer.parse(await asyncio.to_thread(path.read_bytes))
     except (OSError, GatewayError) as exc:
         print(f"gateway: cannot import {path}: {exc}", file=sys.stderr)
         return 1
     async with opened(settings) as memory:
         await memory.reconcile()
-        imported = await transfer.import_conversations(memory, user, conversations)
-        for block in core:
-            stored = CoreBlock(block.label, block.value, block.limit, block.updated_at.timestamp())
-            await memory.journal.put_core(user, stored)
-        for note in notes:
-            await memory.note(user, note.content, when=note.created_at.timestamp())
+        imported = await transfer.import_memory(memory, user, data)
         bar = Progress("index", (await memory.journal.counts())["outbox"])
         await memory.drain(bar.advance)
         bar.close()
         status = await memory.status()
     print(
         f"gateway: imported {imported.messages} messages in {imported.conversations} conversations,"
-        f" {len(core)} core blocks and {len(notes)} notes for user {user}; indexed with {_how(status)}"
+        f" {imported.core} core blocks and {imported.notes} notes for user {user}; indexed with {_how(status)}"
     )
     return 0
 

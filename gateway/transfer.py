@@ -43,19 +43,29 @@ class ImportedConversation(Struct, kw_only=True):
     messages: list[ImportedMessage]
 
 
+class CoreBlockIn(Struct, kw_only=True):
+    label: str
+    value: str
+    limit: int
+    updated_at: datetime | None = None
+
+
 class ImportRequest(Struct, kw_only=True):
     user_id: str | None = None
-    conversations: list[ImportedConversation]
+    conversations: list[ImportedConversation] = []
+    core: list[CoreBlockIn] = []  # as an export has them
+    notes: list[Note] = []
 
 
 class Imported(Struct, kw_only=True):
     user_id: str
     conversations: int
     messages: int
+    core: int = 0
+    notes: int = 0
 
 
 class Note(Struct, kw_only=True):
-    id: int
     content: str
     created_at: datetime
 
@@ -67,12 +77,20 @@ class Export(Struct, kw_only=True):
     notes: list[Note]
 
 
-async def import_conversations(memory: Memory, user: str, conversations: list[ImportedConversation]) -> Imported:
+async def import_memory(memory: Memory, user: str, data: ImportRequest) -> Imported:
+    """Conversations (each message's created_at kept), then core blocks and notes, as an export has them."""
     total = 0
-    for conversation in conversations:
+    for conversation in data.conversations:
         rows = [_row(m) for m in conversation.messages if m.role != "system" and m.content]
         total += await memory.add_conversation(user, conversation.id, rows)
-    return Imported(user_id=user, conversations=len(conversations), messages=total)
+    for block in data.core:
+        when = block.updated_at.timestamp() if block.updated_at else time.time()
+        await memory.journal.put_core(user, CoreBlock(block.label, block.value, block.limit, when))
+    for note in data.notes:
+        await memory.note(user, note.content, when=note.created_at.timestamp())
+    return Imported(
+        user_id=user, conversations=len(data.conversations), messages=total, core=len(data.core), notes=len(data.notes)
+    )
 
 
 async def export(memory: Memory, user: str, count: Count) -> Export:
@@ -81,7 +99,7 @@ async def export(memory: Memory, user: str, count: Count) -> Export:
     notes = []
     for m in await memory.journal.messages_of(user):
         if m.kind == "note":
-            notes.append(Note(id=m.id, content=m.text, created_at=timestamp(m.created_at)))
+            notes.append(Note(content=m.text, created_at=timestamp(m.created_at)))
         else:
             conversations.setdefault(m.conversation, []).append(_exported(m))
     return Export(
@@ -92,7 +110,7 @@ async def export(memory: Memory, user: str, count: Count) -> Export:
     )
 
 
-def parse(data: bytes) -> tuple[list[ImportedConversation], list[CoreBlockOut], list[Note]]:
+def parse(data: bytes) -> ImportRequest:
     """A file of either shape: ours (an import or an export), or ChatGPT's `conversations.json`."""
     try:
         raw = msgspec.json.decode(data)
@@ -100,11 +118,10 @@ def parse(data: bytes) -> tuple[list[ImportedConversation], list[CoreBlockOut], 
         raise InvalidRequest(f"not JSON: {exc}") from None
     try:
         if isinstance(raw, list):
-            return [c for c in (_from_chatgpt(item) for item in raw) if c.messages], [], []
-        if "core" in raw or "notes" in raw:
-            exported = msgspec.convert(raw, Export)
-            return exported.conversations, exported.core, exported.notes
-        return msgspec.convert(raw, ImportRequest).conversations, [], []
+            return ImportRequest(conversations=[c for c in (_from_chatgpt(item) for item in raw) if c.messages])
+        if not isinstance(raw, dict) or not {"conversations", "core", "notes"} & set(raw):
+            raise TypeError("no conversations, core or notes")
+        return msgspec.convert(raw, ImportRequest)
     except (msgspec.ValidationError, KeyError, TypeError, AttributeError) as exc:
         raise InvalidRequest(f"neither the gateway's import shape nor a ChatGPT export: {exc}") from None
 

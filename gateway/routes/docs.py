@@ -7,6 +7,8 @@ from typing import Any
 from litestar import MediaType, Request, get
 from litestar.openapi.datastructures import ResponseSpec
 from litestar.openapi.plugins import RedocRenderPlugin, SwaggerRenderPlugin
+from litestar.openapi.spec import Example
+from litestar.params import Body
 
 from gateway.protocol import ErrorResponse
 
@@ -25,6 +27,11 @@ _WHY = {
 def error_responses(*statuses: int) -> dict[int, ResponseSpec]:
     """The OpenAI error envelope, documented for each status a route can answer with."""
     return {status: ResponseSpec(data_container=ErrorResponse, description=_WHY[status]) for status in statuses}
+
+
+def example(value: dict[str, Any]) -> Any:
+    """A request body's example for the schema (and for "try it out" in /docs)."""
+    return Body(examples=[Example(summary="example", value=value)])
 
 
 _swagger = SwaggerRenderPlugin(path="/docs")

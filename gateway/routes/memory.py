@@ -10,7 +10,7 @@ from typing import Annotated, Any, Literal
 
 from litestar import Controller, Request, delete, get, post, put
 from litestar.openapi.spec import Example
-from litestar.params import Body, Parameter
+from litestar.params import Parameter
 from msgspec import Meta, Struct
 
 from gateway.auth import key_user, require_key, user_for
@@ -22,7 +22,7 @@ from gateway.journal import CoreBlock
 from gateway.memory import Memory
 from gateway.prompt import Budget, Recalled
 from gateway.protocol import ChatCompletionRequest, ChatMessage, CompletionUsage
-from gateway.routes.docs import error_responses
+from gateway.routes.docs import error_responses, example
 from gateway.tokens import Count
 from gateway.transfer import (
     CoreBlockOut,
@@ -31,7 +31,7 @@ from gateway.transfer import (
     ImportRequest,
     block_out,
     export,
-    import_conversations,
+    import_memory,
     timestamp,
 )
 
@@ -136,7 +136,7 @@ class SimpleChatResponse(Struct, kw_only=True):
     responses=error_responses(400, 401, 403, 404, 502, 503, 504),
 )
 async def simple_chat(
-    data: Annotated[SimpleChatRequest, _example({"message": "What did I plan for May?", "user_id": "ann"})],
+    data: Annotated[SimpleChatRequest, example({"message": "What did I plan for May?", "user_id": "ann"})],
     chat: Chat,
     settings: Settings,
     request: Request[Any, Any, Any],
@@ -169,7 +169,7 @@ class MemoryController(Controller):
     async def add(
         self,
         data: Annotated[
-            AddRequest, _example({"content": "Ann is allergic to peanuts", "memory_type": "archival", "user_id": "ann"})
+            AddRequest, example({"content": "Ann is allergic to peanuts", "memory_type": "archival", "user_id": "ann"})
         ],
         memory: Memory,
         settings: Settings,
@@ -196,7 +196,7 @@ class MemoryController(Controller):
     )
     async def search(
         self,
-        data: Annotated[SearchRequest, _example({"query": "what can Ann not eat?", "limit": 5, "user_id": "ann"})],
+        data: Annotated[SearchRequest, example({"query": "what can Ann not eat?", "limit": 5, "user_id": "ann"})],
         memory: Memory,
         settings: Settings,
         request: Request[Any, Any, Any],
@@ -259,7 +259,7 @@ class MemoryController(Controller):
     )
     async def consolidate(
         self,
-        data: Annotated[ConsolidateRequest, _example({"user_id": "ann"})],
+        data: Annotated[ConsolidateRequest, example({"user_id": "ann"})],
         consolidator: Consolidator,
         settings: Settings,
         request: Request[Any, Any, Any],
@@ -274,9 +274,7 @@ class MemoryController(Controller):
     async def put_core(
         self,
         label: Annotated[str, Parameter(examples=[Example(value="human")])],
-        data: Annotated[
-            CoreBlockBody, _example({"value": "Name: Ann. Lives in Lyon.", "limit": 500, "user_id": "ann"})
-        ],
+        data: Annotated[CoreBlockBody, example({"value": "Name: Ann. Lives in Lyon.", "limit": 500, "user_id": "ann"})],
         memory: Memory,
         settings: Settings,
         request: Request[Any, Any, Any],
@@ -314,13 +312,13 @@ class MemoryController(Controller):
     )
     async def import_(
         self,
-        data: Annotated[ImportRequest, _example(IMPORT_EXAMPLE)],
+        data: Annotated[ImportRequest, example(IMPORT_EXAMPLE)],
         memory: Memory,
         settings: Settings,
         request: Request[Any, Any, Any],
     ) -> Imported:
         user = _user(request, settings, data.user_id)
-        return await import_conversations(memory, user, data.conversations)
+        return await import_memory(memory, user, data)
 
     @get(
         "/export",
@@ -346,9 +344,7 @@ class MemoryController(Controller):
     )
     async def context(
         self,
-        data: Annotated[
-            ChatCompletionRequest, _example({"messages": [{"role": "user", "content": "What do I grow?"}]})
-        ],
+        data: Annotated[ChatCompletionRequest, example({"messages": [{"role": "user", "content": "What do I grow?"}]})],
         chat: Chat,
         settings: Settings,
         request: Request[Any, Any, Any],
@@ -377,11 +373,6 @@ IMPORT_EXAMPLE = {
         }
     ],
 }
-
-
-def _example(value: dict[str, Any]) -> Any:
-    """A request body's example for the OpenAPI schema (and so for /docs' "try it out")."""
-    return Body(examples=[Example(summary="example", value=value)])
 
 
 def _user(request: Request[Any, Any, Any], settings: Settings, asked: str | None) -> str:

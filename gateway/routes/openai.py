@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
 from litestar import Controller, Request, Response, get, post
 from litestar.background_tasks import BackgroundTask
@@ -21,9 +21,15 @@ from gateway.protocol import (
     EmbeddingRequest,
     ModelList,
 )
-from gateway.routes.docs import error_responses
+from gateway.routes.docs import error_responses, example
 
 SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+CHAT_EXAMPLE = {
+    "model": "qwen3:4b",
+    "messages": [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Where do I live?"}],
+    "stream": False,
+}
+EMBED_EXAMPLE = {"model": "nomic-embed-text", "input": ["first text", "second text"]}
 
 
 class OpenAIController(Controller):
@@ -49,7 +55,11 @@ class OpenAIController(Controller):
         },
     )
     async def chat_completions(
-        self, data: ChatCompletionRequest, chat: Chat, settings: Settings, request: Request[Any, Any, Any]
+        self,
+        data: Annotated[ChatCompletionRequest, example(CHAT_EXAMPLE)],
+        chat: Chat,
+        settings: Settings,
+        request: Request[Any, Any, Any],
     ) -> Response[ChatCompletion] | Stream:
         # Annotated as a Response so the route sets no media type: Litestar would let a route's JSON
         # override the Stream's text/event-stream.
@@ -71,7 +81,9 @@ class OpenAIController(Controller):
         summary="Create embeddings with an Ollama embedding model",
         responses=error_responses(400, 401, 404, 413, 502, 503, 504),
     )
-    async def embeddings(self, data: EmbeddingRequest, ollama: Ollama, settings: Settings) -> CreateEmbeddingResponse:
+    async def embeddings(
+        self, data: Annotated[EmbeddingRequest, example(EMBED_EXAMPLE)], ollama: Ollama, settings: Settings
+    ) -> CreateEmbeddingResponse:
         model = data.model or settings.embedding.model
         body = translate.embed_body(data, model=model, keep_alive=settings.upstream.keep_alive)
         return translate.embedding_response(await ollama.embed(body), data, model=model)
