@@ -95,19 +95,10 @@ class ConsolidateRequest(Struct, kw_only=True):
     user_id: str | None = None
 
 
-class ContextMemory(Struct, kw_only=True):
-    id: int
-    content: str
-    score: float
-    role: str
-    created_at: datetime
-    conversation_id: str
-
-
 class Context(Struct, kw_only=True):
     messages: list[ChatMessage]
     budget: Budget
-    memories: list[ContextMemory]
+    memories: list[Found]
     memory: str  # the mode used: on, read or off
     degraded: str | None = None
 
@@ -351,7 +342,7 @@ class MemoryController(Controller):
     ) -> Context:
         ready = await chat.prepare(data, request.headers, key_user(request.headers, settings.auth))
         chosen = set(ready.budget.memory_ids)
-        memories = [_context_memory(m) for m in ready.recollection.memories if m.id in chosen]
+        memories = [_found(m) for m in ready.recollection.memories if m.id in chosen]
         return Context(
             messages=ready.messages,
             budget=ready.budget,
@@ -401,15 +392,4 @@ def _found(m: Recalled) -> Found:
         created_at=timestamp(m.created_at),
         conversation_id=m.conversation or None,
         role=m.role,
-    )
-
-
-def _context_memory(m: Recalled) -> ContextMemory:
-    return ContextMemory(
-        id=m.id,
-        content=m.text,
-        score=m.score,
-        role=m.role,
-        created_at=timestamp(m.created_at),
-        conversation_id=m.conversation,
     )
