@@ -50,6 +50,7 @@ def recalled(stored: Stored, relevance: float) -> Recalled:
         score=relevance,
         conversation=stored.conversation,
         name=stored.name,
+        kind=stored.kind,
     )
 
 

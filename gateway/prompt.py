@@ -39,6 +39,7 @@ class Recalled(Struct, frozen=True):
     score: float
     conversation: str = ""
     name: str = ""
+    kind: str = "message"  # or "note" (archival)
 
 
 class Budget(Struct):

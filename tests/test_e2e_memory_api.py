@@ -52,6 +52,8 @@ def test_add_search_and_forget_one(api: httpx.Client) -> None:
     assert 0 < first["score"] <= 1
     assert first["created_at"].endswith("Z") or "+00:00" in first["created_at"]
     assert search(api, "passport", "dave") == []
+    [tea] = [r for r in search(api, "green tea", "carol") if r["content"] == "Carol likes green tea"]
+    assert tea["memory_type"] == "recall"
 
     gone = api.delete(f"/memory/{first['id']}", params={"user_id": "carol"})
     assert gone.json() == {"user_id": "carol", "deleted": 1}

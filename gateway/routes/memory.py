@@ -388,7 +388,7 @@ def _found(m: Recalled) -> Found:
         id=m.id,
         content=m.text,
         score=m.score,
-        memory_type="recall" if m.conversation else "archival",
+        memory_type="archival" if m.kind == "note" else "recall",
         created_at=timestamp(m.created_at),
         conversation_id=m.conversation or None,
         role=m.role,
