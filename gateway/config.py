@@ -61,6 +61,7 @@ class EmbeddingSettings(Section):
 
 
 Share = Annotated[float, msgspec.Meta(ge=0, le=1)]
+Weight = Annotated[float, msgspec.Meta(ge=0)]
 
 
 class RetrievalSettings(Section):
@@ -68,6 +69,12 @@ class RetrievalSettings(Section):
     relevance_threshold: Share = 0.05
     memory_share: Share = 0.5
     recency_weight: Share = 0.02
+    dense_weight: Weight = 3.0  # fusion: how much the meaning leg counts against the words leg
+    lexical_weight: Weight = 1.0
+
+    def __post_init__(self) -> None:
+        if self.dense_weight == 0 and self.lexical_weight == 0:
+            raise ValueError("dense_weight and lexical_weight cannot both be 0")
 
 
 class IdentitySettings(Section):

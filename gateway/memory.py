@@ -199,25 +199,28 @@ class Memory:
     async def recall(self, user: str, text: str, *, extra: int = 0, limit: int | None = None) -> Recollection:
         """The user's memories most relevant to `text`, best first; `extra` more to make up for duplicates."""
         limit = (limit or self._retrieval.top_k) + extra
-        dense, degraded = None, self.degraded
-        if self.dense_ready:
+        settings, dense, degraded = self._retrieval, None, self.degraded
+        if self.dense_ready and settings.dense_weight > 0:
             try:
                 vectors = await asyncio.wait_for(self.embedder.embed([text]), RECALL_EMBEDDING)
             except TimeoutError:
                 vectors, degraded = None, f"the embedding model took over {RECALL_EMBEDDING:g} s"
             dense = vectors[0] if vectors else None
-        words = lexical.query(text)
+        words = lexical.query(text) if settings.lexical_weight > 0 else lexical.SparseVector([], [])
         semantic, by_words = await self.index.search(user, dense=dense, sparse=words, limit=limit)
         ranked = fuse(
             semantic if dense is not None else None,
             by_words if words.indices else None,
-            threshold=self._retrieval.relevance_threshold,
-            recency_weight=self._retrieval.recency_weight,
+            threshold=settings.relevance_threshold,
+            recency_weight=settings.recency_weight,
             limit=limit,
+            dense_weight=settings.dense_weight,
+            lexical_weight=settings.lexical_weight,
         )
         stored = {s.id: s for s in await self.index.fetch([r.id for r in ranked])} if ranked else {}
         memories = [recalled(stored[r.id], r.score) for r in ranked if r.id in stored]
-        by_choice = dense is not None or not self.embedder.model  # words alone, as configured, is not degraded
+        # words alone, as configured, is not degraded
+        by_choice = dense is not None or not self.embedder.model or settings.dense_weight == 0
         return Recollection(memories, None if by_choice else degraded or self.degraded)
 
     async def note(self, user: str, text: str, *, kind: str = "note", when: float = 0.0) -> int:

@@ -5,8 +5,8 @@ words weighted by rarity. Weighted reciprocal rank fusion adds w/(k + rank) per 
 divided by its best possible value over the legs that ran, so a memory ranked first by every leg has
 relevance 1 and it falls off with rank; `relevance_threshold` applies to it. Recency then nudges the order:
 the newest candidate gains `recency_weight`, the oldest nothing (ids grow as messages are stored, so the
-highest id is the newest). The weights and k were chosen on LoCoMo
-(tests/bench/locomo_recall.py).
+highest id is the newest). The weights (`[retrieval] dense_weight`, `lexical_weight`; 0 leaves a leg out)
+and k were chosen on LoCoMo (tests/bench/locomo_recall.py).
 """
 
 from __future__ import annotations
@@ -16,7 +16,8 @@ from collections.abc import Sequence
 from gateway.index import Scored
 
 RRF_K = 10
-DENSE_WEIGHT = 3.0  # the sparse leg weighs 1
+DENSE_WEIGHT = 3.0
+LEXICAL_WEIGHT = 1.0
 
 
 def fuse(
@@ -28,9 +29,11 @@ def fuse(
     limit: int,
     k: int = RRF_K,
     dense_weight: float = DENSE_WEIGHT,
+    lexical_weight: float = LEXICAL_WEIGHT,
 ) -> list[Scored]:
     """The best `limit` memories with their relevance, best first; a leg is None when it did not run."""
-    ran = [(leg, weight) for leg, weight in ((semantic, dense_weight), (lexical, 1.0)) if leg is not None]
+    legs = ((semantic, dense_weight), (lexical, lexical_weight))
+    ran = [(leg, weight) for leg, weight in legs if leg is not None and weight > 0]
     fused: dict[int, float] = {}
     for leg, weight in ran:
         for rank, hit in enumerate(leg):

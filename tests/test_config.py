@@ -63,6 +63,8 @@ def test_environment_values_take_the_key_type() -> None:
         ('[server]\nport = "x"\n', "[server] port: Expected `int`, got `str`"),
         ("[server]\nport = 70000\n", "[server] port: Expected `int` <= 65535"),
         ("[model]\ncontext_window = 2048\nreserve_completion = 4096\n", "reserve_completion must be smaller"),
+        ("[retrieval]\ndense_weight = 0\nlexical_weight = 0\n", "cannot both be 0"),
+        ("[retrieval]\nlexical_weight = -1\n", "[retrieval] lexical_weight: Expected `float` >= 0"),
         ("server = 3\n", "[server] must be a table"),
         ("[server\n", "invalid TOML"),
     ],

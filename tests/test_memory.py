@@ -148,3 +148,24 @@ async def test_with_no_embedding_model_configured_memory_is_words_only(
         assert (await memory.status()).degraded is None  # by choice, not a failure
     finally:
         await memory.close()
+
+
+async def test_a_weight_of_zero_leaves_a_leg_out(tmp_path: Path, client: httpx.AsyncClient, embed: Embed) -> None:
+    memory = await opened(tmp_path, client)
+    await memory.remember(turn("Rex is a beagle.", "Cute."))
+    await memory.drain()
+    await memory.close()
+    memory = await opened(tmp_path, client, GATEWAY_RETRIEVAL_DENSE_WEIGHT="0")
+    try:
+        calls = embed.calls
+        found = await memory.recall("ann", "beagle")
+        assert [m.text for m in found.memories] == ["Rex is a beagle."]
+        assert (found.degraded, embed.calls) == (None, calls)  # words alone by choice: no query embedding
+    finally:
+        await memory.close()
+    memory = await opened(tmp_path, client, GATEWAY_RETRIEVAL_LEXICAL_WEIGHT="0")
+    try:
+        found = await memory.recall("ann", "zzz")  # first by meaning, and no words leg to share the credit with
+        assert max(m.score for m in found.memories) == 1.0
+    finally:
+        await memory.close()
