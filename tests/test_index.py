@@ -10,6 +10,7 @@ import pytest
 from gateway import lexical
 from gateway.errors import IndexFailure, IndexMismatch
 from gateway.index import Entry, Index
+from gateway.index import edge
 from gateway.index.edge import EdgeIndex
 from gateway.index.server import ServerIndex
 
@@ -94,6 +95,19 @@ async def test_count_delete_forget_and_reset(index: Index) -> None:
     assert (await index.count(), index.dense_size) == (0, None)
 
 
+async def test_a_read_payload_never_outlives_a_change_to_its_point(index: Index) -> None:
+    await index.upsert([entry(1, "old text"), entry(2, "kept"), entry(3, "bob's", user="bob")])
+    assert {s.text for s in await index.fetch([1, 2, 3])} == {"old text", "kept", "bob's"}
+    await index.upsert([entry(1, "new text")])  # a reindex writes points again
+    assert [s.text for s in await index.fetch([1])] == ["new text"]
+    await index.delete([1])
+    assert await index.fetch([1, 2]) == await index.fetch([2])
+    await index.delete_user("bob")
+    assert await index.fetch([3]) == []
+    await index.reset()
+    assert await index.fetch([2]) == []
+
+
 async def test_the_embedded_index_keeps_points_and_config_across_restarts(tmp_path: Path) -> None:
     first = await EdgeIndex.open(tmp_path / "index")
     await first.add_dense(2)
@@ -144,5 +158,19 @@ async def test_a_malformed_sparse_vector_never_reaches_the_embedded_engine(tmp_p
             await index.upsert([bad])
         await index.upsert([entry(2, "still writable")])
         assert await index.count() == 1
+    finally:
+        await index.close()
+
+
+async def test_the_embedded_index_keeps_a_bounded_number_of_payloads(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(edge, "PAYLOADS_KEPT", 2)
+    index = await EdgeIndex.open(tmp_path / "index")
+    try:
+        await index.upsert([entry(i, f"note {i}") for i in range(1, 5)])
+        for ids in ([1, 2, 3], [4], [1, 4]):
+            assert sorted(s.text for s in await index.fetch(ids)) == [f"note {i}" for i in ids]
+            assert len(index._payloads) <= 2
     finally:
         await index.close()

@@ -9,12 +9,14 @@ Engine errors are plain `Exception`s; each is re-raised as ours, told apart by i
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 import shutil
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TypeVar
+from uuid import UUID
 
 import qdrant_edge as qe
 
@@ -23,6 +25,7 @@ from gateway.index import DENSE, SPARSE, Entry, Scored, Stored
 from gateway.lexical import SparseVector
 
 T = TypeVar("T")
+PAYLOADS_KEPT = 50_000  # payloads kept as Python objects: each recall reads many of the last one's again
 
 
 @contextmanager
@@ -43,6 +46,7 @@ class EdgeIndex:
         self._shard = shard
         self._path = path
         self._dense_size = stored_dense_size(path)
+        self._payloads: dict[int, Stored] = {}  # oldest first; dropped on any write to their point
 
     @classmethod
     async def open(cls, path: Path, *, fresh: bool = False) -> EdgeIndex:
@@ -68,6 +72,7 @@ class EdgeIndex:
             if len(e.sparse.indices) != len(e.sparse.values) or len(set(e.sparse.indices)) != len(e.sparse.indices):
                 raise IndexFailure(f"embedded index: malformed sparse vector for message {e.id}")
         points = [qe.Point(e.id, _vectors(e), e.payload()) for e in entries]
+        self._forget_payloads(e.id for e in entries)
         with _engine_errors("storing points"):
             self._shard.update(qe.UpdateOperation.upsert_points(points))
 
@@ -88,15 +93,28 @@ class EdgeIndex:
         return found.get(DENSE, []), found.get(SPARSE, [])
 
     async def fetch(self, ids: Sequence[int]) -> list[Stored]:
-        with _engine_errors("reading points"):
-            records = self._shard.retrieve(list(ids), with_payload=True, with_vector=False)
-        return [Stored.of(r.id, r.payload) for r in records]
+        kept = self._payloads
+        missing: list[int | UUID | str] = [i for i in ids if i not in kept]
+        if missing:
+            with _engine_errors("reading points"):
+                records = self._shard.retrieve(missing, with_payload=True, with_vector=False)
+            kept.update((stored.id, stored) for stored in (Stored.of(r.id, r.payload) for r in records))
+        found = [kept[i] for i in ids if i in kept]
+        for old in list(itertools.islice(kept, max(0, len(kept) - PAYLOADS_KEPT))):
+            del kept[old]
+        return found
+
+    def _forget_payloads(self, ids: Iterable[int]) -> None:
+        for i in ids:
+            self._payloads.pop(i, None)
 
     async def delete(self, ids: Sequence[int]) -> None:
+        self._forget_payloads(ids)
         with _engine_errors("deleting points"):
             self._shard.update(qe.UpdateOperation.delete_points(list(ids)))
 
     async def delete_user(self, user: str) -> None:
+        self._payloads.clear()  # they do not say whose they are
         with _engine_errors("forgetting a user"):
             self._shard.update(qe.UpdateOperation.delete_points_by_filter(_user_filter(user)))
 
@@ -109,6 +127,7 @@ class EdgeIndex:
         await asyncio.to_thread(shutil.rmtree, self._path)
         self._shard = await asyncio.to_thread(_load_or_create, self._path)
         self._dense_size = None
+        self._payloads.clear()
 
     async def flush(self) -> None:
         await self._run(self._shard.flush, "flushing")
