@@ -32,15 +32,16 @@ def fuse(
     lexical_weight: float = LEXICAL_WEIGHT,
 ) -> list[Scored]:
     """The best `limit` memories with their relevance, best first; a leg is None when it did not run."""
-    legs = ((semantic, dense_weight), (lexical, lexical_weight))
-    ran = [(leg, weight) for leg, weight in legs if leg is not None and weight > 0]
-    fused: dict[int, float] = {}
-    for leg, weight in ran:
-        for rank, hit in enumerate(leg):
-            fused[hit.id] = fused.get(hit.id, 0.0) + weight / (k + rank + 1)
+    legs = [(leg, weight) for leg, weight in ((semantic, dense_weight), (lexical, lexical_weight)) if weight > 0]
+    ran = [(leg, weight) for leg, weight in legs if leg is not None]
     best = sum(weight for _, weight in ran) / (k + 1)
-    relevant = {i: score / best for i, score in fused.items() if score / best >= threshold}
-    newness = {i: n / max(1, len(relevant) - 1) for n, i in enumerate(sorted(relevant))}
-    final = {i: (1 - recency_weight) * relevant[i] + recency_weight * newness[i] for i in relevant}
-    order = sorted(final, key=final.__getitem__, reverse=True)
-    return [Scored(i, round(relevant[i], 4)) for i in order[:limit]]
+    relevance: dict[int, float] = {}
+    for leg, weight in ran:
+        shares = [weight / best / (k + rank) for rank in range(1, len(leg) + 1)]
+        for hit, share in zip(leg, shares, strict=True):
+            relevance[hit.id] = relevance.get(hit.id, 0.0) + share
+    kept = sorted(i for i, score in relevance.items() if score >= threshold)  # oldest first
+    step = recency_weight / max(1, len(kept) - 1)
+    final = {i: (1 - recency_weight) * relevance[i] + step * n for n, i in enumerate(kept)}
+    order = sorted(final, key=final.__getitem__, reverse=True)[:limit]
+    return [Scored(i, round(relevance[i], 4)) for i in order]
