@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import errno
+import gc
 import logging
 import os
 import socket
@@ -142,6 +143,10 @@ def serve(settings: Settings) -> int:
             timeout_graceful_shutdown=30,
         )
     )
+    # A request allocates thousands of short-lived objects (recalled memories, scores) that reference counting
+    # frees; collecting cycles every 700 allocations scanned the long-lived caches often (5% of the CPU).
+    gc.freeze()
+    gc.set_threshold(50_000, 20, 20)
     server.run()
     return 0 if server.started else 1
 

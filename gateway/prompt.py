@@ -10,6 +10,7 @@ fit is refused rather than silently shortened.
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Sequence
 
@@ -141,7 +142,7 @@ def _memory_block(
     used = PER_MESSAGE + count(_HEAD) + count(_TAIL)
     chosen: list[Recalled] = []
     for memory in offered:
-        size = count(render(memory) + "\n")
+        size = count(_line(memory))
         if used + size <= room:
             chosen.append(memory)
             used += size
@@ -157,13 +158,19 @@ def core_message(blocks: Sequence[tuple[str, str]]) -> ChatMessage | None:
 
 
 def memory_message(memories: Sequence[Recalled]) -> ChatMessage:
-    lines = "".join(render(m) + "\n" for m in sorted(memories, key=lambda m: (m.created_at, m.id)))
+    lines = "".join(_line(m) for m in sorted(memories, key=lambda m: (m.created_at, m.id)))
     return ChatMessage(role="system", content=_HEAD + lines + _TAIL)
 
 
-def render(memory: Recalled) -> str:
-    when = time.strftime("%Y-%m-%d %H:%M", time.gmtime(memory.created_at))
-    return f"[{when}] {memory.name or memory.role}: {memory.text}"
+def _line(memory: Recalled) -> str:
+    return _rendered(memory.created_at, memory.name or memory.role, memory.text)
+
+
+@functools.lru_cache(maxsize=65_536)
+def _rendered(created_at: float, speaker: str, text: str) -> str:
+    """A memory's line, `[date] speaker: text`: made once, so its count is cached under the same string."""
+    when = time.strftime("%Y-%m-%d %H:%M", time.gmtime(created_at))
+    return f"[{when}] {speaker}: {text}\n"
 
 
 def _text(message: ChatMessage) -> str:
