@@ -100,6 +100,7 @@ class StoredMessage(Struct):
     name: str = ""
 
 
+CORES_KEPT = 10_000  # users whose core memory is cached
 _MESSAGE = "m.id, m.user, m.conversation, m.role, m.kind, m.text, m.created_at, m.name"
 
 
@@ -117,10 +118,14 @@ class Journal:
         # One connection: a transaction's statements must not interleave with another coroutine's, and a
         # reader must not see (or a writer commit) another's half-written turn.
         self._lock = asyncio.Lock()
+        self._cores: dict[str, list[CoreBlock]] = {}  # core memory goes into every prompt; only we write it
 
     @contextlib.asynccontextmanager
-    async def _write(self) -> AsyncIterator[None]:
-        """One transaction, alone on the connection: committed at the end, rolled back if anything fails."""
+    async def _write(self, *, forgetting_core_of: str | None = None) -> AsyncIterator[None]:
+        """One transaction, alone on the connection: committed at the end, rolled back if anything fails.
+
+        `forgetting_core_of` drops that user's cached core memory once the transaction is over, so no reader
+        can cache what it replaced."""
         async with self._lock:
             try:
                 yield
@@ -128,6 +133,9 @@ class Journal:
             except BaseException:
                 await self._db.rollback()
                 raise
+            finally:
+                if forgetting_core_of is not None:
+                    self._cores.pop(forgetting_core_of, None)
 
     @classmethod
     async def open(cls, path: Path) -> Journal:
@@ -151,7 +159,7 @@ class Journal:
         """Store a turn and queue its messages for indexing; returns the message ids."""
         async with self._write():
             when = turn.created_at or time.time()
-            cursor = await self._db.execute(
+            turn_row = await self._db.execute_insert(
                 "INSERT INTO turns (user, conversation, created_at, model, status, prompt_tokens, completion_tokens,"
                 " latency_ms, injected) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
@@ -166,19 +174,27 @@ class Journal:
                     json.dumps(turn.injected),
                 ),
             )
-            turn_id = cursor.lastrowid
-            ids = []
-            for role, text, name in (("user", turn.question, turn.name), ("assistant", turn.answer, "")):
-                if not text:
-                    continue
-                cursor = await self._db.execute(
-                    "INSERT INTO messages (turn_id, user, conversation, role, text, created_at, name)"
-                    " VALUES (?, ?, ?, ?, ?, ?, ?)",
-                    (turn_id, turn.user, turn.conversation, role, text, when, name),
-                )
-                assert cursor.lastrowid is not None
-                ids.append(cursor.lastrowid)
-            await self._db.executemany("INSERT INTO outbox (message_id) VALUES (?)", [(i,) for i in ids])
+            assert turn_row is not None
+            said = [
+                (r, text, n)
+                for r, text, n in (("user", turn.question, turn.name), ("assistant", turn.answer, ""))
+                if text
+            ]
+            if not said:
+                return []
+            # one statement each, as every statement is a round trip to SQLite's thread
+            rows = await self._db.execute_fetchall(
+                "INSERT INTO messages (turn_id, user, conversation, role, text, created_at, name) VALUES "
+                + ", ".join(["(?, ?, ?, ?, ?, ?, ?)"] * len(said))
+                + " RETURNING id",
+                [
+                    v
+                    for role, text, name in said
+                    for v in (turn_row[0], turn.user, turn.conversation, role, text, when, name)
+                ],
+            )
+            ids = sorted(row[0] for row in rows)  # ids grow in insertion order; RETURNING's order is not promised
+            await self._db.execute("INSERT INTO outbox (message_id) VALUES " + ", ".join(["(?)"] * len(ids)), ids)
             return ids
 
     async def add_messages(
@@ -220,7 +236,7 @@ class Journal:
 
     async def forget(self, user: str) -> int:
         """Delete everything of a user: turns, messages (and their outbox rows), core memory; returns messages."""
-        async with self._write():
+        async with self._write(forgetting_core_of=user):
             cursor = await self._db.execute("DELETE FROM messages WHERE user = ?", (user,))
             await self._db.execute("DELETE FROM turns WHERE user = ?", (user,))
             await self._db.execute("DELETE FROM core WHERE user = ?", (user,))
@@ -240,21 +256,25 @@ class Journal:
         return [row[0] for row in rows]
 
     async def core(self, user: str) -> list[CoreBlock]:
-        async with self._lock:
-            rows = await self._db.execute_fetchall(
-                "SELECT label, value, max_tokens, updated_at FROM core WHERE user = ? ORDER BY label", (user,)
-            )
-        return [CoreBlock(*row) for row in rows]
+        if user not in self._cores:
+            async with self._lock:
+                rows = await self._db.execute_fetchall(
+                    "SELECT label, value, max_tokens, updated_at FROM core WHERE user = ? ORDER BY label", (user,)
+                )
+            if len(self._cores) >= CORES_KEPT:
+                self._cores.clear()
+            self._cores[user] = [CoreBlock(*row) for row in rows]
+        return list(self._cores[user])
 
     async def put_core(self, user: str, block: CoreBlock) -> None:
-        async with self._write():
+        async with self._write(forgetting_core_of=user):
             await self._db.execute(
                 "INSERT OR REPLACE INTO core (user, label, value, max_tokens, updated_at) VALUES (?, ?, ?, ?, ?)",
                 (user, block.label, block.value, block.max_tokens, block.updated_at),
             )
 
     async def delete_core(self, user: str, label: str) -> bool:
-        async with self._write():
+        async with self._write(forgetting_core_of=user):
             cursor = await self._db.execute("DELETE FROM core WHERE user = ? AND label = ?", (user, label))
             return cursor.rowcount > 0
 

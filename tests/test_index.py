@@ -9,8 +9,7 @@ import pytest
 
 from gateway import lexical
 from gateway.errors import IndexFailure, IndexMismatch
-from gateway.index import Entry, Index
-from gateway.index import edge
+from gateway.index import Entry, Index, edge
 from gateway.index.edge import EdgeIndex
 from gateway.index.server import ServerIndex
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from gateway.journal import MIGRATIONS, Journal, Turn
+from gateway.journal import MIGRATIONS, CoreBlock, Journal, Turn
 
 
 def turn(question: str, answer: str = "ok", *, user: str = "ann", conversation: str = "c1", **extra: object) -> Turn:
@@ -136,3 +136,26 @@ async def test_a_failed_write_leaves_nothing_half_done(tmp_path: Path) -> None:
         assert [m.text for m in await journal.recent("ann", "c1", 10)] == ["next turn", "ok"]
     finally:
         await journal.close()
+
+
+async def test_core_memory_read_again_shows_every_change(tmp_path: Path) -> None:
+    journal = await Journal.open(tmp_path / "journal.db")
+    try:
+        assert await journal.core("ann") == []
+        await journal.put_core("ann", CoreBlock("human", "Ann, a nurse", 500, 1.0))
+        await journal.put_core("bob", CoreBlock("human", "Bob", 500, 1.0))
+        assert [b.value for b in await journal.core("ann")] == ["Ann, a nurse"]
+        readers = [journal.core("ann") for _ in range(5)]  # reads racing a write see the old or the new, then the new
+        await asyncio.gather(*readers, journal.put_core("ann", CoreBlock("human", "Ann, a doctor", 500, 2.0)))
+        assert [b.value for b in await journal.core("ann")] == ["Ann, a doctor"]
+        assert await journal.delete_core("ann", "human")
+        assert await journal.core("ann") == []
+        await journal.forget("bob")
+        assert await journal.core("bob") == []
+    finally:
+        await journal.close()
+    reopened = await Journal.open(tmp_path / "journal.db")
+    try:
+        assert (await reopened.core("ann"), await reopened.core("bob")) == ([], [])
+    finally:
+        await reopened.close()
