@@ -16,7 +16,8 @@ Otherwise the answer is `echo: <last user message>`, streamed a word per chunk. 
 kept for inspection at GET /_fake/requests (DELETE resets), and disconnects are counted at /_fake/stats.
 
 `/api/embed` gives each word a bucket of a 64-dimension vector, so texts that share words are close; with
-`FAKE_OLLAMA_EMBEDDER=minilm` it runs the real all-MiniLM-L6-v2 (384 dimensions; benchmarks). PUT
+`FAKE_OLLAMA_EMBEDDER=minilm` it runs the real all-MiniLM-L6-v2 (384 dimensions; benchmarks), for any
+of its models, with the vectors cached on disk by text (tests/bench/minilm_cache.py). PUT
 /_fake/embed `{"delay": seconds, "down": bool}` makes embedding slow or failing.
 """
 
@@ -51,10 +52,9 @@ class FakeOllama:
         self.embed_down = False
         self.embedder: Callable[[list[str]], list[list[float]]] = lambda texts: [_vector(t) for t in texts]
         if os.environ.get("FAKE_OLLAMA_EMBEDDER") == "minilm":
-            from tests.bench.minilm import MiniLM
+            from tests.bench.minilm_cache import CachedMiniLM
 
-            model = MiniLM.load()
-            self.embedder = lambda texts: model.embed(texts).tolist()
+            self.embedder = CachedMiniLM().embed
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":

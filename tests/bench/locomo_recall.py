@@ -7,7 +7,7 @@ index (speaker A as `user`, speaker B as `assistant`, dated by session). Each qu
 then asked as a new conversation's only message: recall (the product's search and fusion) and assembly (the
 product's `prompt.fit`, 8K window, 1,024 kept for the answer) decide which memories go in, and we count the
 evidence turns among them. Modes: lexical (words), dense (all-MiniLM-L6-v2 alone), hybrid (both, fused).
-Embeddings are cached in ~/.cache/gateway-bench so a sweep embeds each text once.
+Embeddings are cached in ~/.cache/gateway-bench (tests/bench/minilm_cache.py), so each text is embedded once.
 """
 
 from __future__ import annotations
@@ -21,9 +21,8 @@ import statistics
 import tempfile
 import time
 from collections import defaultdict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, replace
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -37,40 +36,22 @@ from gateway.protocol import ChatMessage
 from gateway.recall import DENSE_WEIGHT, RRF_K, fuse
 from gateway.tokens import load_counter
 from tests.bench import locomo
-from tests.bench.minilm import MiniLM
+from tests.bench.minilm_cache import CACHE, CachedMiniLM
 
-CACHE = Path.home() / ".cache" / "gateway-bench"
 CANDIDATES = 400  # per leg: more than fit in any budget tried
 MODES = ("lexical", "dense", "hybrid")
+WINDOWS = (2048, 3072, 4096, 6144, 8192, 12288, 16384)  # the sweep's, and the gateway harness's
 
 
-class Embeddings:
-    """MiniLM behind a fake `/api/embed`, with an on-disk cache keyed by text."""
+def embed_transport(embeddings: CachedMiniLM) -> httpx.MockTransport:
+    """MiniLM (cached on disk) behind a fake `/api/embed`."""
 
-    def __init__(self) -> None:
-        self._path = CACHE / "minilm.json"
-        self._known: dict[str, list[float]] = json.loads(self._path.read_text()) if self._path.exists() else {}
-        self._model: MiniLM | None = None
+    def handle(request: httpx.Request) -> httpx.Response:
+        body = json.loads(request.content)
+        texts = body["input"] if isinstance(body["input"], list) else [body["input"]]
+        return httpx.Response(200, json={"model": body["model"], "embeddings": embeddings.embed(texts)})
 
-    def vectors(self, texts: Sequence[str]) -> list[list[float]]:
-        missing = [t for t in dict.fromkeys(texts) if t not in self._known]
-        if missing:
-            self._model = self._model or MiniLM.load()
-            for text, vector in zip(missing, self._model.embed(missing), strict=True):
-                self._known[text] = [round(float(x), 6) for x in vector]
-        return [self._known[t] for t in texts]
-
-    def save(self) -> None:
-        CACHE.mkdir(parents=True, exist_ok=True)
-        self._path.write_text(json.dumps(self._known))
-
-    def transport(self) -> httpx.MockTransport:
-        def handle(request: httpx.Request) -> httpx.Response:
-            body = json.loads(request.content)
-            texts = body["input"] if isinstance(body["input"], list) else [body["input"]]
-            return httpx.Response(200, json={"model": body["model"], "embeddings": self.vectors(texts)})
-
-        return httpx.MockTransport(handle)
+    return httpx.MockTransport(handle)
 
 
 @dataclass
@@ -85,14 +66,14 @@ class Asked:
     stored: dict[int, Stored]  # the conversation's messages, shared by its questions
 
 
-async def candidates(conv: locomo.Conversation, embeddings: Embeddings, mode: str) -> list[Asked]:
+async def candidates(conv: locomo.Conversation, embeddings: CachedMiniLM, mode: str) -> list[Asked]:
     """Import one conversation into a fresh memory and search it for every question of categories 1-4."""
     with tempfile.TemporaryDirectory() as data_dir:
         settings = load(
             None,
             {"GATEWAY_MEMORY_DATA_DIR": data_dir, "GATEWAY_EMBEDDING_MODEL": "" if mode == "lexical" else "minilm"},
         )
-        async with httpx.AsyncClient(transport=embeddings.transport()) as client:
+        async with httpx.AsyncClient(transport=embed_transport(embeddings)) as client:
             memory = await Memory.open(settings, Ollama(client, "http://fake"))
             try:
                 await memory.reconcile()
@@ -192,9 +173,8 @@ async def gather(conversations: list[locomo.Conversation], reuse: bool) -> dict[
     if reuse and cached.exists():
         result: dict[str, list[Asked]] = pickle.loads(cached.read_bytes())
         return result
-    embeddings = Embeddings()
+    embeddings = CachedMiniLM()
     asked = {mode: [a for conv in conversations for a in await candidates(conv, embeddings, mode)] for mode in MODES}
-    embeddings.save()
     if len(conversations) > 1:
         cached.write_bytes(pickle.dumps(asked))
     return asked
@@ -202,7 +182,7 @@ async def gather(conversations: list[locomo.Conversation], reuse: bool) -> dict[
 
 def sweep(asked: dict[str, list[Asked]], product: Knobs, count: Callable[[str], int]) -> None:
     """Vary one knob at a time around the product's defaults."""
-    for window in (2048, 3072, 4096, 6144, 8192):
+    for window in WINDOWS:
         for mode in MODES:
             knobs = replace(product, window=window)
             print(row(f"{mode}, window {window}", evidence_recall(asked[mode], knobs, count)), flush=True)
