@@ -43,12 +43,13 @@ def test_the_weights_decide_between_the_legs() -> None:
 
 def test_a_leg_weighing_zero_is_left_out() -> None:
     semantic, lexical = [hit(1, 0.5)], [hit(2, 9.0), hit(1, 1.0)]
-    assert relevance_by(semantic, lexical, lexical_weight=0) == {1: 1.0}
-    assert relevance_by(semantic, lexical, dense_weight=0) == {2: 1.0, 1: 0.9167}
+    assert relevance_by(semantic, lexical, 3.0, 0.0) == {1: 1.0}
+    assert relevance_by(semantic, lexical, 0.0, 1.0) == {2: 1.0, 1: 0.9167}
 
 
-def relevance_by(semantic: list[Scored], lexical: list[Scored], **weights: float) -> dict[int, float]:
-    return {r.id: r.score for r in fuse(semantic, lexical, threshold=0, recency_weight=0, limit=10, **weights)}
+def relevance_by(semantic: list[Scored], lexical: list[Scored], dense: float, words: float) -> dict[int, float]:
+    ranked = fuse(semantic, lexical, threshold=0, recency_weight=0, limit=10, dense_weight=dense, lexical_weight=words)
+    return {r.id: r.score for r in ranked}
 
 
 def test_scores_are_rounded_to_four_places() -> None:

@@ -21,6 +21,7 @@ from pathlib import Path
 import httpx
 
 from tests import processes
+from tests.bench.results import record
 
 LONG = " ".join(f"w{n}" for n in range(1999))  # the fake echoes it as 2,000 chunks
 
@@ -87,6 +88,7 @@ def main() -> None:
     for name, ((p50, p95), (rate, _)) in rows.items():
         added = f"{p50 - floor[0]:.2f} ({p95 - floor[1]:.2f})" if name == "gateway" else ""
         print(f"| {name} | {p50:.2f} ({p95:.2f}) | {added} | {rate:,.0f} |")
+    record("streaming", {"added_ms": rows["gateway"][0][0] - floor[0], "chunks_per_s": rows["gateway"][1][0]})
 
 
 if __name__ == "__main__":
