@@ -141,7 +141,7 @@ def test_reindex_command_runs_as_written(fake: Fake, tmp_path: Path) -> None:
     assert "indexed 2 messages with meaning and words" in result.stdout
 
 
-BENCH_OUTPUT = ["gateway (memory off)", "| gateway |", "| hybrid, defaults |", "| 2,000 |"]  # each block's, in order
+BENCH_OUTPUT = ["| memory on / LiteLLM |", "| gateway, memory off |", "| hybrid, defaults |"]  # each block's, in order
 
 
 @pytest.mark.parametrize("index", range(len(BENCH_OUTPUT)))
