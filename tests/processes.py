@@ -48,14 +48,19 @@ def running(
         wait_for(ready_url, process)
         yield process
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        stop(process)
         if stderr:
             stderr.close()
+
+
+def stop(process: subprocess.Popen[bytes]) -> None:
+    """Terminate, then kill if it has not gone within 10 s."""
+    process.terminate()
+    try:
+        process.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
 
 
 @contextmanager

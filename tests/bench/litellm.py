@@ -85,9 +85,4 @@ def proxy(upstream: str, model: str) -> Iterator[str]:
             processes.wait_for(f"http://127.0.0.1:{port}/health/liveliness", process, timeout=120)
             yield f"http://127.0.0.1:{port}"
         finally:
-            process.terminate()
-            try:
-                process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+            processes.stop(process)
