@@ -175,27 +175,25 @@ class Journal:
                 ),
             )
             assert turn_row is not None
-            said = [
-                (r, text, n)
-                for r, text, n in (("user", turn.question, turn.name), ("assistant", turn.answer, ""))
-                if text
-            ]
-            if not said:
-                return []
-            # one statement each, as every statement is a round trip to SQLite's thread
-            rows = await self._db.execute_fetchall(
-                "INSERT INTO messages (turn_id, user, conversation, role, text, created_at, name) VALUES "
-                + ", ".join(["(?, ?, ?, ?, ?, ?, ?)"] * len(said))
-                + " RETURNING id",
-                [
-                    v
-                    for role, text, name in said
-                    for v in (turn_row[0], turn.user, turn.conversation, role, text, when, name)
-                ],
-            )
-            ids = sorted(row[0] for row in rows)  # ids grow in insertion order; RETURNING's order is not promised
-            await self._db.execute("INSERT INTO outbox (message_id) VALUES " + ", ".join(["(?)"] * len(ids)), ids)
-            return ids
+            said = [("user", turn.question, turn.name), ("assistant", turn.answer, "")]
+            rows = [(turn_row[0], turn.user, turn.conversation, role, text, when, name) for role, text, name in said]
+            return await self._insert_queued([row for row in rows if row[4]])
+
+    async def _insert_queued(self, rows: list[tuple[int, str, str, str, str, float, str]]) -> list[int]:
+        """Insert messages (turn, user, conversation, role, text, created_at, name) and queue them for indexing.
+
+        Two statements whatever the count: each statement is a round trip to SQLite's thread."""
+        if not rows:
+            return []
+        inserted = await self._db.execute_fetchall(
+            "INSERT INTO messages (turn_id, user, conversation, role, text, created_at, name) VALUES "
+            + ", ".join(["(?, ?, ?, ?, ?, ?, ?)"] * len(rows))
+            + " RETURNING id",
+            [value for row in rows for value in row],
+        )
+        ids = sorted(row[0] for row in inserted)  # ids grow in insertion order; RETURNING's order is not promised
+        await self._db.execute("INSERT INTO outbox (message_id) VALUES " + ", ".join(["(?)"] * len(ids)), ids)
+        return ids
 
     async def add_messages(
         self, user: str, conversation: str, messages: Sequence[tuple[str, str, float, str]]
