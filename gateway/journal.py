@@ -101,6 +101,7 @@ class StoredMessage(Struct):
 
 
 CORES_KEPT = 10_000  # users whose core memory is cached
+ROWS_PER_STATEMENT = 1_000  # SQLite takes at most 32,766 parameters a statement
 _MESSAGE = "m.id, m.user, m.conversation, m.role, m.kind, m.text, m.created_at, m.name"
 
 
@@ -179,7 +180,7 @@ class Journal:
             rows = [(turn_row[0], turn.user, turn.conversation, role, text, when, name) for role, text, name in said]
             return await self._insert_queued([row for row in rows if row[4]])
 
-    async def _insert_queued(self, rows: list[tuple[int, str, str, str, str, float, str]]) -> list[int]:
+    async def _insert_queued(self, rows: Sequence[tuple[int | None, str, str, str, str, float, str]]) -> list[int]:
         """Insert messages (turn, user, conversation, role, text, created_at, name) and queue them for indexing.
 
         Two statements whatever the count: each statement is a round trip to SQLite's thread."""
@@ -199,16 +200,11 @@ class Journal:
         self, user: str, conversation: str, messages: Sequence[tuple[str, str, float, str]]
     ) -> list[int]:
         """Store messages that came without a turn of ours (an import): (role, text, created_at, name) each."""
+        rows = [(None, user, conversation, role, text, when, name) for role, text, when, name in messages]
         async with self._write():
             ids = []
-            for role, text, when, name in messages:
-                cursor = await self._db.execute(
-                    "INSERT INTO messages (user, conversation, role, text, created_at, name) VALUES (?, ?, ?, ?, ?, ?)",
-                    (user, conversation, role, text, when, name),
-                )
-                assert cursor.lastrowid is not None
-                ids.append(cursor.lastrowid)
-            await self._db.executemany("INSERT INTO outbox (message_id) VALUES (?)", [(i,) for i in ids])
+            for start in range(0, len(rows), ROWS_PER_STATEMENT):
+                ids += await self._insert_queued(rows[start : start + ROWS_PER_STATEMENT])
             return ids
 
     async def add_note(self, user: str, text: str, *, kind: str = "note", when: float = 0.0) -> int:

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from gateway import journal as journal_module
 from gateway.journal import MIGRATIONS, CoreBlock, Journal, Turn
 
 
@@ -134,6 +135,18 @@ async def test_a_failed_write_leaves_nothing_half_done(tmp_path: Path) -> None:
             await journal.add_messages("ann", "c1", broken)  # type: ignore[arg-type]
         await journal.record(turn("next turn"))
         assert [m.text for m in await journal.recent("ann", "c1", 10)] == ["next turn", "ok"]
+    finally:
+        await journal.close()
+
+
+async def test_an_import_keeps_its_order_across_statements(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(journal_module, "ROWS_PER_STATEMENT", 2)
+    journal = await Journal.open(tmp_path / "journal.db")
+    try:
+        said = [("user" if n % 2 else "assistant", f"message {n}", float(n), "Ann" if n % 2 else "") for n in range(5)]
+        ids = await journal.add_messages("ann", "c1", said)
+        stored = {m.id: m for m in await journal.pending()}
+        assert [(stored[i].role, stored[i].text, stored[i].created_at, stored[i].name) for i in ids] == said
     finally:
         await journal.close()
 
