@@ -90,3 +90,11 @@ def gateway(
     env = gateway_env(upstream, data_dir, **extra)
     with running(["gateway", "serve", "--port", str(port)], url + "/health", env, log):
         yield url
+
+
+def command(*args: str, data_dir: Path, upstream: str) -> subprocess.CompletedProcess[str]:
+    """Run an offline `gateway` command (import, export, reindex, consolidate) on `data_dir`."""
+    env = {**os.environ, **gateway_env(upstream, data_dir)}
+    return subprocess.run(
+        [sys.executable, "-m", "gateway", *args], env=env, capture_output=True, text=True, timeout=120, cwd=ROOT
+    )

@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -62,20 +59,8 @@ CHATGPT = [
 ]
 
 
-def gateway_command(*args: str, data_dir: Path, upstream: str) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, **processes.gateway_env(upstream, data_dir)}
-    return subprocess.run(
-        [sys.executable, "-m", "gateway", *args],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        cwd=processes.ROOT,
-    )
-
-
 def export(data_dir: Path, upstream: str, user: str) -> dict[str, Any]:
-    result = gateway_command("export", "--user", user, data_dir=data_dir, upstream=upstream)
+    result = processes.command("export", "--user", user, data_dir=data_dir, upstream=upstream)
     assert result.returncode == 0, result.stderr
     exported: dict[str, Any] = json.loads(result.stdout)
     return exported
@@ -84,7 +69,7 @@ def export(data_dir: Path, upstream: str, user: str) -> dict[str, Any]:
 def test_a_chatgpt_export_is_imported_on_its_current_branch_and_recalled(fake: Fake, tmp_path: Path) -> None:
     source = tmp_path / "conversations.json"
     source.write_text(json.dumps(CHATGPT))
-    result = gateway_command("import", str(source), "--user", "kim", data_dir=tmp_path / "data", upstream=fake.url)
+    result = processes.command("import", str(source), "--user", "kim", data_dir=tmp_path / "data", upstream=fake.url)
     assert result.returncode == 0, result.stderr
     assert "imported 2 messages in 1 conversations" in result.stdout
     assert "2/2 100%" in result.stderr  # the progress bar of indexing
@@ -107,11 +92,11 @@ def test_export_import_export_round_trips_through_files(fake: Fake, tmp_path: Pa
         httpx.put(url + "/memory/core/human", json={"value": "Runner.", "user_id": "lee"})
         httpx.post(url + "/memory/add", json={"content": "Knee surgery in 2019", "user_id": "lee"})
     saved = tmp_path / "lee.json"
-    result = gateway_command(
+    result = processes.command(
         "export", "--user", "lee", "-o", str(saved), data_dir=tmp_path / "first", upstream=fake.url
     )
     assert result.returncode == 0, result.stderr
-    result = gateway_command("import", str(saved), "--user", "lee", data_dir=tmp_path / "second", upstream=fake.url)
+    result = processes.command("import", str(saved), "--user", "lee", data_dir=tmp_path / "second", upstream=fake.url)
     assert result.returncode == 0, result.stderr
     assert "1 core blocks and 1 notes" in result.stdout
 
@@ -127,7 +112,7 @@ def test_export_import_export_round_trips_through_files(fake: Fake, tmp_path: Pa
 def test_a_file_of_neither_shape_is_one_clear_line(fake: Fake, tmp_path: Path) -> None:
     bad = tmp_path / "bad.json"
     bad.write_text('{"messages": []}')
-    result = gateway_command("import", str(bad), "--user", "x", data_dir=tmp_path / "data", upstream=fake.url)
+    result = processes.command("import", str(bad), "--user", "x", data_dir=tmp_path / "data", upstream=fake.url)
     assert result.returncode == 1
     [line] = result.stderr.strip().splitlines()
     assert "neither the gateway's import shape nor a ChatGPT export" in line

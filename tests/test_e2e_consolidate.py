@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -83,15 +80,7 @@ def test_older_conversations_become_summaries_once_and_facts_are_proposed(fake: 
 def test_the_consolidate_command(fake: Fake, tmp_path: Path) -> None:
     with processes.gateway(fake.url, tmp_path / "data") as url:
         httpx.post(url + "/memory/import", json={"user_id": "noa", "conversations": [OLD]})
-    env = {**os.environ, **processes.gateway_env(fake.url, tmp_path / "data")}
-    result = subprocess.run(
-        [sys.executable, "-m", "gateway", "consolidate"],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        cwd=processes.ROOT,
-    )
+    result = processes.command("consolidate", data_dir=tmp_path / "data", upstream=fake.url)
     assert result.returncode == 0, result.stderr
     assert "noa: 1 conversations summarised" in result.stdout
     assert "proposed for core memory: My sister Maud gave me tomato seeds" in result.stdout

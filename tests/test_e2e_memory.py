@@ -158,15 +158,7 @@ def test_reindex_rebuilds_the_index_from_the_journal(fake: Fake, tmp_path: Path)
         for n in range(5):
             tell(url, f"note {n}: the spare key is under pot {n}", user="ann", conversation="keys")
         assert indexed(url)["indexed"] == 10
-    env = {**os.environ, **processes.gateway_env(fake.url, tmp_path / "data")}
-    result = subprocess.run(
-        [sys.executable, "-m", "gateway", "reindex"],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        cwd=processes.ROOT,
-    )
+    result = processes.command("reindex", data_dir=tmp_path / "data", upstream=fake.url)
     assert result.returncode == 0, result.stderr
     assert "10/10 100%" in result.stderr
     assert "indexed 10 messages with meaning and words; 10 points" in result.stdout
