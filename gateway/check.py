@@ -79,9 +79,7 @@ async def _embedding(ollama: Ollama, settings: Settings) -> str:
         raise Failed(f"{model} cannot embed: {exc.message}") from None
     size = len(answer.embeddings[0]) if answer.embeddings else 0
     index = Path(settings.memory.data_dir) / "index"
-    stored = (
-        stored_dense_size(index) if (index / "edge_config.json").exists() and not settings.memory.qdrant_url else None
-    )
+    stored = None if settings.memory.qdrant_url else stored_dense_size(index)
     if stored is not None and stored != size:
         raise Failed(f"{model} gives {size} dimensions but the index has {stored}: run `gateway reindex`")
     return f"{model} gives {size} dimensions"
@@ -98,12 +96,6 @@ def _writable(data_dir: Path) -> str:
             f"{data_dir.absolute()} is not writable ({exc.strerror}): fix it or set [memory] data_dir"
         ) from None
     return f"{data_dir.absolute()} is writable"
-
-
-def _index_size(settings: Settings) -> int | None:
-    """The embedded index's dense size, read from its files (the gateway may be running and hold the lock)."""
-    index = Path(settings.memory.data_dir) / "index"
-    return stored_dense_size(index) if (index / "edge_config.json").exists() else None
 
 
 async def _tokenizer(encoding: str) -> str:

@@ -217,7 +217,7 @@ class Memory:
             dense_weight=settings.dense_weight,
             lexical_weight=settings.lexical_weight,
         )
-        stored = {s.id: s for s in await self.index.fetch([r.id for r in ranked])} if ranked else {}
+        stored = {s.id: s for s in await self.index.fetch(user, [r.id for r in ranked])} if ranked else {}
         memories = [recalled(stored[r.id], r.score) for r in ranked if r.id in stored]
         # words alone, as configured, is not degraded
         by_choice = dense is not None or not self.embedder.model or settings.dense_weight == 0
@@ -240,7 +240,7 @@ class Memory:
         stored = await self.journal.message(id)
         if stored is not None:
             await self.journal.delete_message(id)
-            await self.index.delete([id])
+            await self.index.delete(stored.user, [id])
         return stored
 
     async def forget_user(self, user: str) -> int:

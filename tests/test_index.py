@@ -6,6 +6,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
+import qdrant_edge as qe
 
 from gateway import lexical
 from gateway.errors import IndexFailure, IndexMismatch
@@ -50,7 +51,7 @@ async def test_words_find_the_users_own_messages_only(index: Index) -> None:
     dense, words = await index.search("ann", dense=None, sparse=lexical.query("where does Maud live?"), limit=10)
     assert dense == []
     assert [h.id for h in words] == [1]
-    [found] = await index.fetch([h.id for h in words] + [404])  # an unknown id is left out
+    [found] = await index.fetch("ann", [h.id for h in words] + [404])  # an unknown id is left out
     assert (found.id, found.text, found.role, found.conversation, found.created_at, found.name) == (
         1,
         "my sister Maud lives in Lisbon",
@@ -83,7 +84,7 @@ async def test_a_vector_of_the_wrong_size_is_a_mismatch(index: Index) -> None:
 async def test_count_delete_forget_and_reset(index: Index) -> None:
     await index.upsert([entry(i, f"note number {i}") for i in range(1, 6)] + [entry(9, "bob's", user="bob")])
     assert (await index.count(), await index.count("ann"), await index.count("bob")) == (6, 5, 1)
-    await index.delete([1, 2])
+    await index.delete("ann", [1, 2])
     assert await index.count("ann") == 3
     await index.delete_user("ann")
     assert (await index.count("ann"), await index.count()) == (0, 1)
@@ -96,15 +97,16 @@ async def test_count_delete_forget_and_reset(index: Index) -> None:
 
 async def test_a_read_payload_never_outlives_a_change_to_its_point(index: Index) -> None:
     await index.upsert([entry(1, "old text"), entry(2, "kept"), entry(3, "bob's", user="bob")])
-    assert {s.text for s in await index.fetch([1, 2, 3])} == {"old text", "kept", "bob's"}
+    assert {s.text for s in await index.fetch("ann", [1, 2])} == {"old text", "kept"}
+    assert [s.text for s in await index.fetch("bob", [3])] == ["bob's"]
     await index.upsert([entry(1, "new text")])  # a reindex writes points again
-    assert [s.text for s in await index.fetch([1])] == ["new text"]
-    await index.delete([1])
-    assert await index.fetch([1, 2]) == await index.fetch([2])
+    assert [s.text for s in await index.fetch("ann", [1])] == ["new text"]
+    await index.delete("ann", [1])
+    assert await index.fetch("ann", [1, 2]) == await index.fetch("ann", [2])
     await index.delete_user("bob")
-    assert await index.fetch([3]) == []
+    assert await index.fetch("bob", [3]) == []
     await index.reset()
-    assert await index.fetch([2]) == []
+    assert await index.fetch("ann", [2]) == []
 
 
 async def test_the_embedded_index_keeps_points_and_config_across_restarts(tmp_path: Path) -> None:
@@ -112,15 +114,59 @@ async def test_the_embedded_index_keeps_points_and_config_across_restarts(tmp_pa
     await first.add_dense(2)
     await first.upsert([entry(1, "kept across restarts", dense=[0.0, 1.0])])
     await first.close()
-    (tmp_path / "index" / "temp_segments").mkdir()  # as an optimisation cut short leaves it
+    [shard] = [p for p in (tmp_path / "index").iterdir() if p.is_dir()]
+    (shard / "temp_segments").mkdir()  # as an optimisation cut short leaves it
     again = await EdgeIndex.open(tmp_path / "index")
     try:
         assert (again.dense_size, await again.count()) == (2, 1)
-        assert not (tmp_path / "index" / "temp_segments").exists()
+        assert not (shard / "temp_segments").exists()
         dense, _ = await again.search("ann", dense=[0.0, 1.0], sparse=lexical.query("restarts"), limit=1)
-        assert [s.text for s in await again.fetch([dense[0].id])] == ["kept across restarts"]
+        assert [s.text for s in await again.fetch("ann", [dense[0].id])] == ["kept across restarts"]
     finally:
         await again.close()
+
+
+async def test_the_embedded_index_puts_each_user_in_one_shard_made_on_first_use(tmp_path: Path) -> None:
+    index = await EdgeIndex.open(tmp_path / "index")
+    users = [f"user{n}" for n in range(40)]
+    try:
+        await index.add_dense(2)  # before any shard exists: the shards made later get it too
+        await index.upsert([entry(n, f"{user} likes tea", user=user, dense=[1.0, 0.0]) for n, user in enumerate(users)])
+        shards = [p for p in (tmp_path / "index").iterdir() if p.is_dir()]
+        assert 1 < len(shards) <= edge.BUCKETS
+        for n, user in enumerate(users):
+            dense, words = await index.search(user, dense=[1.0, 0.0], sparse=lexical.query("tea"), limit=5)
+            assert ([h.id for h in dense], [h.id for h in words]) == ([n], [n])
+            assert await index.count(user) == 1
+        await index.delete_user(users[0])
+        await index.delete(users[1], [1])
+        assert (await index.count(), await index.count(users[0]), await index.count(users[1])) == (38, 0, 0)
+        await index.reset()
+        assert ([p for p in (tmp_path / "index").iterdir() if p.is_dir()], index.dense_size) == ([], None)
+    finally:
+        await index.close()
+
+
+async def test_an_index_from_before_buckets_is_used_as_one_bucket(tmp_path: Path) -> None:
+    root = tmp_path / "index"
+    old = edge._create_shard(root, 2)  # one shard in the index folder itself, as the gateway made it before buckets
+    old.update(
+        qe.UpdateOperation.upsert_points(
+            [qe.Point(1, {"dense": [0.0, 1.0], "sparse": qe.SparseVector([1], [1.0])}, entry(1, "old").payload())]
+        )
+    )
+    old.close()
+    index = await EdgeIndex.open(root)
+    try:
+        assert (index.dense_size, await index.count()) == (2, 1)
+        await index.upsert([entry(n, "tea with Maud", user=f"user{n}", dense=[1.0, 0.0]) for n in range(2, 12)])
+        assert await index.count() == 11
+        assert not [p for p in root.iterdir() if p.is_dir() and p.name.isdigit()]
+        for n in range(2, 12):
+            dense, words = await index.search(f"user{n}", dense=[1.0, 0.0], sparse=lexical.query("Maud"), limit=5)
+            assert ([h.id for h in dense], [h.id for h in words]) == ([n], [n])
+    finally:
+        await index.close()
 
 
 async def test_a_server_collection_with_points_needs_a_reindex_for_dense_vectors() -> None:
@@ -169,7 +215,7 @@ async def test_the_embedded_index_keeps_a_bounded_number_of_payloads(
     try:
         await index.upsert([entry(i, f"note {i}") for i in range(1, 5)])
         for ids in ([1, 2, 3], [4], [1, 4]):
-            assert sorted(s.text for s in await index.fetch(ids)) == [f"note {i}" for i in ids]
+            assert sorted(s.text for s in await index.fetch("ann", ids)) == [f"note {i}" for i in ids]
             assert len(index._payloads) <= 2
     finally:
         await index.close()

@@ -101,10 +101,10 @@ class Index(Protocol):
     ) -> tuple[list[Scored], list[Scored]]:
         """The user's best points by the dense leg (empty without a vector) and by the sparse leg, ids only."""
 
-    async def fetch(self, ids: Sequence[int]) -> list[Stored]:
-        """The payloads of these points (missing ones left out), in no particular order."""
+    async def fetch(self, user: str, ids: Sequence[int]) -> list[Stored]:
+        """The payloads of these points of the user's (missing ones left out), in no particular order."""
 
-    async def delete(self, ids: Sequence[int]) -> None: ...
+    async def delete(self, user: str, ids: Sequence[int]) -> None: ...
 
     async def delete_user(self, user: str) -> None: ...
 

@@ -88,12 +88,12 @@ class ServerIndex:
         found = {name: [Scored(int(p.id), p.score) for p in r.points] for name, r in zip(legs, results, strict=True)}
         return found.get(DENSE, []), found.get(SPARSE, [])
 
-    async def fetch(self, ids: Sequence[int]) -> list[Stored]:
+    async def fetch(self, user: str, ids: Sequence[int]) -> list[Stored]:
         with _client_errors("reading points"):
             records = await self._client.retrieve(COLLECTION, ids=list(ids), with_payload=True)
         return [Stored.of(r.id, r.payload) for r in records]
 
-    async def delete(self, ids: Sequence[int]) -> None:
+    async def delete(self, user: str, ids: Sequence[int]) -> None:
         with _client_errors("deleting points"):
             await self._client.delete(COLLECTION, points_selector=models.PointIdsList(points=list(ids)))
 

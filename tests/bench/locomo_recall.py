@@ -83,7 +83,7 @@ async def candidates(conv: locomo.Conversation, embeddings: CachedMiniLM, mode: 
                     added = await memory.journal.add_messages(conv.sample_id, f"{conv.sample_id}-s{n}", rows)
                     ids.update(zip((t.dia_id for t in session), added, strict=True))
                 await memory.drain()
-                stored = {s.id: s for s in await memory.index.fetch(list(ids.values()))}
+                stored = {s.id: s for s in await memory.index.fetch(conv.sample_id, list(ids.values()))}
                 questions = [q for q in conv.questions if q.category <= 4]
                 return [await ask(memory, conv.sample_id, q, ids, mode, stored) for q in questions]
             finally:

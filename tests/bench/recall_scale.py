@@ -124,7 +124,7 @@ async def recalls(memory: Memory, users: int, rng: random.Random) -> dict[str, f
             limit=defaults.top_k,
         )
         fused = time.perf_counter()
-        await memory.index.fetch([r.id for r in ranked])
+        await memory.index.fetch(f"u{n % users}", [r.id for r in ranked])
         done = time.perf_counter()
         latencies.append((done - began) * 1000)
         for step, took in (("search", searched - began), ("fuse", fused - searched), ("fetch", done - fused)):
