@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 import qdrant_edge as qe
+import respx
+from qdrant_client import AsyncQdrantClient
 
 from gateway import lexical
 from gateway.errors import IndexFailure, IndexMismatch
 from gateway.index import Entry, Index, edge
+from gateway.index import server as server_index
 from gateway.index.edge import EdgeIndex
 from gateway.index.server import ServerIndex
 
@@ -219,3 +223,22 @@ async def test_the_embedded_index_keeps_a_bounded_number_of_payloads(
             assert len(index._payloads) <= 2
     finally:
         await index.close()
+
+
+async def test_a_server_collection_is_made_with_users_as_tenants() -> None:
+    with respx.mock(base_url="http://qdrant.test:6333", assert_all_called=True) as server:
+        ok = {"result": True, "status": "ok", "time": 0.0}
+        made = server.put("/collections/gateway_memories").respond(json=ok)
+        indexed = server.put("/collections/gateway_memories/index").respond(
+            json={"result": {"operation_id": 1, "status": "completed"}, "status": "ok", "time": 0.0}
+        )
+        client = AsyncQdrantClient(url="http://qdrant.test:6333", check_compatibility=False)
+        try:
+            await server_index._create(client, 384, indexed=True)
+        finally:
+            await client.close()
+    assert json.loads(made.calls.last.request.content)["vectors"] == {"dense": {"size": 384, "distance": "Cosine"}}
+    assert json.loads(indexed.calls.last.request.content) == {
+        "field_name": "user",
+        "field_schema": {"type": "keyword", "is_tenant": True},
+    }

@@ -127,7 +127,9 @@ async def _create(client: AsyncQdrantClient, dense_size: int | None, *, indexed:
         sparse_vectors_config={SPARSE: models.SparseVectorParams(modifier=models.Modifier.IDF)},
     )
     if indexed:  # qdrant-client's local mode has no payload indexes (and warns)
-        await client.create_payload_index(COLLECTION, "user", models.PayloadSchemaType.KEYWORD)
+        # a tenant index: the server keeps each user's points together, as a search reads one user's only
+        tenant = models.KeywordIndexParams(type=models.KeywordIndexType.KEYWORD, is_tenant=True)
+        await client.create_payload_index(COLLECTION, "user", tenant)
 
 
 def _vectors(entry: Entry) -> dict[str, models.Vector]:
