@@ -39,7 +39,13 @@ def user_for(headers: Mapping[str, str], auth: AuthSettings, asked: str | None, 
 
 def require_key(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
     """Litestar guard: the request carries a configured key (or none are configured)."""
-    key_user(connection.headers, connection.app.state.settings.auth)
+    caller(connection)
+
+
+def caller(connection: ASGIConnection[Any, Any, Any, Any]) -> str | None:
+    """The key's user for this request (a route reads it here rather than take `settings` as a second
+    dependency: Litestar resolves two or more in a task group, a fifth of a millisecond per request)."""
+    return key_user(connection.headers, connection.app.state.settings.auth)
 
 
 def _bearer(headers: Mapping[str, str]) -> str:

@@ -13,7 +13,7 @@ from litestar.openapi.spec import Example
 from litestar.params import Parameter
 from msgspec import Meta, Struct
 
-from gateway.auth import key_user, require_key, user_for
+from gateway.auth import caller, require_key, user_for
 from gateway.chat import Chat
 from gateway.config import Settings
 from gateway.consolidate import Consolidation, Consolidator
@@ -337,10 +337,9 @@ class MemoryController(Controller):
         self,
         data: Annotated[ChatCompletionRequest, example({"messages": [{"role": "user", "content": "What do I grow?"}]})],
         chat: Chat,
-        settings: Settings,
         request: Request[Any, Any, Any],
     ) -> Context:
-        ready = await chat.prepare(data, request.headers, key_user(request.headers, settings.auth))
+        ready = await chat.prepare(data, request.headers, caller(request))
         chosen = set(ready.budget.memory_ids)
         memories = [_found(m) for m in ready.recollection.memories if m.id in chosen]
         return Context(

@@ -10,7 +10,7 @@ from litestar.openapi.datastructures import ResponseSpec
 from litestar.response import Stream
 
 from gateway import translate
-from gateway.auth import key_user, require_key
+from gateway.auth import caller, require_key
 from gateway.chat import Chat
 from gateway.config import Settings
 from gateway.ollama import Ollama
@@ -58,12 +58,11 @@ class OpenAIController(Controller):
         self,
         data: Annotated[ChatCompletionRequest, example(CHAT_EXAMPLE)],
         chat: Chat,
-        settings: Settings,
         request: Request[Any, Any, Any],
     ) -> Response[ChatCompletion] | Stream:
         # Annotated as a Response so the route sets no media type: Litestar would let a route's JSON
         # override the Stream's text/event-stream.
-        user = key_user(request.headers, settings.auth)
+        user = caller(request)
         if not data.stream:
             completion, report = await chat.complete(data, request.headers, user)
             return Response(completion, headers=report)
