@@ -127,6 +127,64 @@ async def test_concurrent_turns_do_not_mix(tmp_path: Path) -> None:
         await journal.close()
 
 
+async def queued(journal: Journal, turns: list[Turn]) -> list[asyncio.Task[list[int]]]:
+    """Record `turns` concurrently, all queued while the journal is busy with another write."""
+    async with journal._lock:
+        tasks = [asyncio.create_task(journal.record(t)) for t in turns]
+        for _ in range(3):
+            await asyncio.sleep(0)
+    return tasks
+
+
+async def test_turns_that_wait_together_are_committed_together(tmp_path: Path) -> None:
+    journal = await Journal.open(tmp_path / "journal.db")
+    commits = 0
+    commit = journal._db.commit
+
+    async def counted() -> None:
+        nonlocal commits
+        commits += 1
+        await commit()
+
+    journal._db.commit = counted  # type: ignore[method-assign]
+    try:
+        tasks = await queued(journal, [turn(f"q{n}", f"a{n}", conversation=f"c{n}") for n in range(30)])
+        ids = await asyncio.gather(*tasks)
+        assert commits == 1
+        for n, pair in enumerate(ids):
+            assert [(await journal.message(i)).text for i in pair] == [f"q{n}", f"a{n}"]  # type: ignore[union-attr]
+    finally:
+        await journal.close()
+
+
+async def test_a_bad_turn_fails_alone_and_the_rest_of_its_batch_is_kept(tmp_path: Path) -> None:
+    journal = await Journal.open(tmp_path / "journal.db")
+    try:
+        bad = turn("no user", user=None)  # type: ignore[arg-type]
+        first, broken, last = await queued(journal, [turn("first"), bad, turn("last")])
+        with pytest.raises(sqlite3.IntegrityError):
+            await broken
+        assert len(await first) == len(await last) == 2
+        assert [m.text for m in await journal.recent("ann", "c1", 10)] == ["first", "ok", "last", "ok"]
+    finally:
+        await journal.close()
+
+
+async def test_a_turn_whose_caller_went_away_does_not_take_others_with_it(tmp_path: Path) -> None:
+    journal = await Journal.open(tmp_path / "journal.db")
+    try:
+        gone, *kept = await queued(journal, [turn("cancelled"), turn("kept 1"), turn("kept 2")])
+        await asyncio.sleep(0)  # the first is writing for all three, or about to
+        gone.cancel()
+        assert all(len(ids) == 2 for ids in await asyncio.wait_for(asyncio.gather(*kept), 10))  # not left waiting
+        with pytest.raises(asyncio.CancelledError):
+            await gone
+        texts = [m.text for m in await journal.recent("ann", "c1", 10)]
+        assert texts == ["kept 1", "ok", "kept 2", "ok"]
+    finally:
+        await journal.close()
+
+
 async def test_a_failed_write_leaves_nothing_half_done(tmp_path: Path) -> None:
     journal = await Journal.open(tmp_path / "journal.db")
     try:
