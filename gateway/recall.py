@@ -12,6 +12,8 @@ and k were chosen on LoCoMo (tests/bench/locomo_recall.py).
 from __future__ import annotations
 
 from collections.abc import Sequence
+from functools import lru_cache
+from operator import itemgetter
 
 from gateway.index import Scored
 
@@ -36,12 +38,18 @@ def fuse(
     ran = [(leg, weight) for leg, weight in legs if leg is not None]
     best = sum(weight for _, weight in ran) / (k + 1)
     relevance: dict[int, float] = {}
+    get = relevance.get
     for leg, weight in ran:
-        shares = [weight / best / (k + rank) for rank in range(1, len(leg) + 1)]
-        for hit, share in zip(leg, shares, strict=True):
-            relevance[hit.id] = relevance.get(hit.id, 0.0) + share
+        for hit, share in zip(leg, _shares(weight / best, k, len(leg)), strict=True):
+            relevance[hit.id] = get(hit.id, 0.0) + share
     kept = sorted(i for i, score in relevance.items() if score >= threshold)  # oldest first
-    step = recency_weight / max(1, len(kept) - 1)
-    final = {i: (1 - recency_weight) * relevance[i] + step * n for n, i in enumerate(kept)}
-    order = sorted(final, key=final.__getitem__, reverse=True)[:limit]
-    return [Scored(i, round(relevance[i], 4)) for i in order]
+    step, scale = recency_weight / max(1, len(kept) - 1), 1 - recency_weight
+    final = [(scale * relevance[i] + step * n, i) for n, i in enumerate(kept)]
+    final.sort(key=itemgetter(0), reverse=True)  # stable: of equals, the older first
+    return [Scored(i, round(relevance[i], 4)) for _, i in final[:limit]]
+
+
+@lru_cache(maxsize=64)
+def _shares(scale: float, k: int, ranks: int) -> tuple[float, ...]:
+    """What each rank of a leg adds to a memory's relevance."""
+    return tuple(scale / (k + rank) for rank in range(1, ranks + 1))
