@@ -51,7 +51,7 @@ def create_app(settings: Settings, *, transport: httpx.AsyncBaseTransport | None
         datadir.claim(data_dir)
         try:
             async with httpx.AsyncClient(timeout=timeout, limits=limits, transport=upstream) as client:
-                ollama = Ollama(client, settings.upstream.url)
+                ollama = Ollama(client, settings.upstream.url, direct=upstream)
                 memory = await Memory.open(settings, ollama)
                 try:
                     await memory.start()

@@ -92,8 +92,12 @@ JSON = {"content-type": "application/json"}
 class Ollama:
     """A client of one Ollama server. The httpx client is made and closed by the app's lifespan."""
 
-    def __init__(self, client: httpx.AsyncClient, url: str) -> None:
+    def __init__(self, client: httpx.AsyncClient, url: str, direct: httpx.AsyncBaseTransport | None = None) -> None:
+        """`direct` is the client's transport, for requests read whole to skip the client's cookie, auth
+        and redirect handling, which Ollama has no use for and which costs as much as the transport."""
         self._client = client
+        self._direct = direct
+        self._timeouts = {"timeout": client.timeout.as_dict()}
         self.url = url.rstrip("/")
         self._urls: dict[str, httpx.URL] = {}  # parsed once: parsing a URL is a third of httpx's cost per call
 
@@ -143,7 +147,14 @@ class Ollama:
     async def _request(self, method: str, path: str, body: dict[str, Any] | None = None) -> httpx.Response:
         content = _encode(body) if body is not None else None
         with self._transport_errors():
-            response = await self._client.request(method, self._url(path), content=content, headers=JSON)
+            if self._direct is None:
+                response = await self._client.request(method, self._url(path), content=content, headers=JSON)
+            else:
+                request = httpx.Request(
+                    method, self._url(path), content=content, headers=JSON, extensions=self._timeouts
+                )
+                response = await self._direct.handle_async_request(request)
+                await response.aread()
         _raise_for_status(response, body)
         return response
 

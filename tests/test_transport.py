@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import AsyncIterator, Awaitable, Callable
 
 import httpx
 import pytest
 
+from gateway.errors import UpstreamTimeout
+from gateway.ollama import Ollama
 from gateway.transport import UpstreamTransport, transport_for
 
 Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter, int], Awaitable[None]]
@@ -218,3 +221,28 @@ async def test_connection_refused_is_a_connect_error(client: httpx.AsyncClient) 
 def test_https_upstreams_keep_httpx_default_transport() -> None:
     assert transport_for("https://ollama.example") is None
     assert isinstance(transport_for("http://127.0.0.1:11434"), UpstreamTransport)
+
+
+async def test_ollama_sends_whole_requests_to_the_transport_directly() -> None:
+    """Ollama's JSON calls skip the httpx client's layers but keep its timeouts; the server sees the same request."""
+
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, n: int) -> None:
+        while True:
+            request = await scripted.read_request(reader)
+            if b"slow" in request:
+                await asyncio.sleep(5)
+            writer.write(ok(b'{"model": "m", "embeddings": [[0.5, 0.25]]}'))
+
+    scripted, url, server = await serving(handler)
+    unused = httpx.MockTransport(lambda request: httpx.Response(500))  # the client's own layers are skipped
+    async with server, httpx.AsyncClient(transport=unused, timeout=httpx.Timeout(0.2)) as client:
+        ollama = Ollama(client, url, direct=UpstreamTransport())
+        answer = await ollama.embed({"model": "m", "input": ["hello"]})
+        assert answer.embeddings == [[0.5, 0.25]]
+        head, _, body = scripted.requests[0].partition(b"\r\n\r\n")
+        assert head.split(b"\r\n")[0] == b"POST /api/embed HTTP/1.1"
+        assert b"host: 127.0.0.1:" in head.lower()
+        assert b"content-type: application/json" in head.lower()
+        assert json.loads(body) == {"model": "m", "input": ["hello"]}
+        with pytest.raises(UpstreamTimeout):
+            await ollama.embed({"model": "m", "input": ["slow"]})

@@ -126,6 +126,9 @@ def table(results: dict[str, list[LoadResult]], args: argparse.Namespace) -> str
         added = " | " if name.startswith("fake") else f"{p50 - floor50:.2f} | {p95 - floor95:.2f}"
         errors = sum(r.errors for r in results[name])
         lines.append(f"| {name} | {rps:.0f} | {p50:.2f} | {p95:.2f} | {added} | {errors} |")
+    on = next(name for name in results if name.startswith("gateway, memory on"))
+    ratios = [mine.rps / peer.rps for mine, peer in zip(results[on], results["LiteLLM proxy"], strict=True)]
+    lines += ["", "memory on / LiteLLM in each run (they run back to back): " + ", ".join(f"{r:.2f}x" for r in ratios)]
     return "\n".join(lines)
 
 
