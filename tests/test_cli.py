@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+from gateway.index.edge import EdgeIndex
 from tests import processes
 from tests.conftest import Fake
 from tests.processes import ROOT
@@ -74,6 +75,18 @@ def test_check_passes_when_all_is_well(fake: Fake, tmp_path: Path) -> None:
         "✓ tokenizer",
     ]
     assert "nomic-embed-text gives 64 dimensions" in result.stdout
+
+
+async def test_check_finds_an_index_built_with_another_model(fake: Fake, tmp_path: Path) -> None:
+    index = await EdgeIndex.open(tmp_path / "data" / "index")
+    await index.add_dense(3)  # as another embedding model left it
+    await index.close()
+    result = run_gateway("check", env=processes.gateway_env(fake.url, tmp_path / "data"))
+    assert result.returncode == 1
+    assert (
+        "✗ embedding model: nomic-embed-text gives 64 dimensions but the index has 3: run `gateway reindex`"
+        in result.stdout
+    )
 
 
 def test_check_says_what_fails_and_how_to_fix_it(fake: Fake, tmp_path: Path) -> None:

@@ -134,7 +134,9 @@ async def test_the_embedded_index_puts_each_user_in_one_shard_made_on_first_use(
     index = await EdgeIndex.open(tmp_path / "index")
     users = [f"user{n}" for n in range(40)]
     try:
+        assert edge.stored_dense_size(tmp_path / "index") is None
         await index.add_dense(2)  # before any shard exists: the shards made later get it too
+        assert edge.stored_dense_size(tmp_path / "index") == 2  # read from files, as `gateway check` does
         await index.upsert([entry(n, f"{user} likes tea", user=user, dense=[1.0, 0.0]) for n, user in enumerate(users)])
         shards = [p for p in (tmp_path / "index").iterdir() if p.is_dir()]
         assert 1 < len(shards) <= edge.BUCKETS
@@ -162,7 +164,7 @@ async def test_an_index_from_before_buckets_is_used_as_one_bucket(tmp_path: Path
     old.close()
     index = await EdgeIndex.open(root)
     try:
-        assert (index.dense_size, await index.count()) == (2, 1)
+        assert (index.dense_size, edge.stored_dense_size(root), await index.count()) == (2, 2, 1)
         await index.upsert([entry(n, "tea with Maud", user=f"user{n}", dense=[1.0, 0.0]) for n in range(2, 12)])
         assert await index.count() == 11
         assert not [p for p in root.iterdir() if p.is_dir() and p.name.isdigit()]
@@ -188,6 +190,10 @@ async def test_engine_errors_become_ours(tmp_path: Path) -> None:
     (tmp_path / "index" / "edge_config.json").write_text("{not json")
     with pytest.raises(IndexFailure, match="embedded index, opening"):
         await EdgeIndex.open(tmp_path / "index")
+    (tmp_path / "sharded").mkdir()
+    (tmp_path / "sharded" / "layout.json").write_text("{not json")
+    with pytest.raises(IndexFailure, match="layout.json.*`gateway reindex` rebuilds it"):
+        await EdgeIndex.open(tmp_path / "sharded")
 
 
 async def test_a_malformed_sparse_vector_never_reaches_the_embedded_engine(tmp_path: Path) -> None:
