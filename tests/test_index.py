@@ -192,7 +192,7 @@ async def test_engine_errors_become_ours(tmp_path: Path) -> None:
         await EdgeIndex.open(tmp_path / "index")
     (tmp_path / "sharded").mkdir()
     (tmp_path / "sharded" / "layout.json").write_text("{not json")
-    with pytest.raises(IndexFailure, match="layout.json.*`gateway reindex` rebuilds it"):
+    with pytest.raises(IndexFailure, match=r"layout\.json.*`gateway reindex` rebuilds it"):
         await EdgeIndex.open(tmp_path / "sharded")
 
 
