@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 
 from gateway import journal as journal_module
-from gateway.journal import MIGRATIONS, CoreBlock, Journal, Turn
+from gateway.journal import CoreBlock, Journal, Turn
+from gateway.schema import MIGRATIONS
 
 
 def turn(question: str, answer: str = "ok", *, user: str = "ann", conversation: str = "c1", **extra: object) -> Turn:
