@@ -25,8 +25,9 @@ from gateway.errors import GatewayError, error_envelope
 from gateway.memory import Memory
 from gateway.ollama import Ollama
 from gateway.requestid import request_id_middleware
+from gateway.routes.chat import simple_chat
 from gateway.routes.docs import redoc, swagger_ui
-from gateway.routes.memory import MemoryController, simple_chat
+from gateway.routes.memory import MemoryController
 from gateway.routes.openai import OpenAIController
 from gateway.routes.status import StatusController
 from gateway.tokens import load_counter

@@ -4,7 +4,6 @@ and the prompt a chat request would get. Every route acts for one user: the API 
 from __future__ import annotations
 
 import time
-import uuid
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
@@ -21,7 +20,7 @@ from gateway.errors import InvalidRequest, NotFound
 from gateway.journal import CoreBlock
 from gateway.memory import Memory
 from gateway.prompt import Budget, Recalled
-from gateway.protocol import ChatCompletionRequest, ChatMessage, CompletionUsage
+from gateway.protocol import ChatCompletionRequest, ChatMessage
 from gateway.routes.docs import error_responses, example
 from gateway.tokens import Count
 from gateway.transfer import (
@@ -101,49 +100,6 @@ class Context(Struct, kw_only=True):
     memories: list[Found]
     memory: str  # the mode used: on, read or off
     degraded: str | None = None
-
-
-class SimpleChatRequest(Struct, kw_only=True):
-    message: Text
-    user_id: str | None = None
-    include_memory_search: bool = True
-    conversation_id: str | None = None
-    model: str | None = None
-
-
-class SimpleChatResponse(Struct, kw_only=True):
-    message: str
-    conversation_id: str
-    memories_used: int
-    usage: CompletionUsage | None
-
-
-@post(
-    "/chat",
-    status_code=200,
-    tags=["Memory"],
-    guards=[require_key],
-    summary="Simple chat: one message in, the answer out; stateful by conversation_id",
-    responses=error_responses(400, 401, 403, 404, 502, 503, 504),
-)
-async def simple_chat(
-    data: Annotated[SimpleChatRequest, example({"message": "What did I plan for May?", "user_id": "ann"})],
-    chat: Chat,
-    settings: Settings,
-    request: Request[Any, Any, Any],
-) -> SimpleChatResponse:
-    """The simple chat of the Letta integration doc: the gateway keeps the conversation, the client one id."""
-    user = _user(request, settings, data.user_id)
-    conversation = data.conversation_id or f"chat-{uuid.uuid4().hex[:16]}"
-    body = ChatCompletionRequest(messages=[ChatMessage(role="user", content=data.message)], model=data.model or "")
-    headers = {"x-conversation-id": conversation}
-    completion, report = await chat.complete(body, headers, user, recall=data.include_memory_search)
-    return SimpleChatResponse(
-        message=completion.choices[0].message.content or "",
-        conversation_id=conversation,
-        memories_used=int(report["X-Memory-Injected"]),
-        usage=completion.usage,
-    )
 
 
 class MemoryController(Controller):
