@@ -154,7 +154,11 @@ class Ollama:
                     method, self._url(path), content=content, headers=JSON, extensions=self._timeouts
                 )
                 response = await self._direct.handle_async_request(request)
-                await response.aread()
+                try:
+                    await response.aread()
+                except BaseException:
+                    await response.aclose()  # a body cut short: its connection is in an unknown state
+                    raise
         _raise_for_status(response, body)
         return response
 

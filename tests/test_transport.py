@@ -246,3 +246,19 @@ async def test_ollama_sends_whole_requests_to_the_transport_directly() -> None:
         assert json.loads(body) == {"model": "m", "input": ["hello"]}
         with pytest.raises(UpstreamTimeout):
             await ollama.embed({"model": "m", "input": ["slow"]})
+
+
+async def test_ollama_closes_a_connection_whose_body_broke_off() -> None:
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, n: int) -> None:
+        await scripted.read_request(reader)
+        writer.write(b'HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n{"model": ')
+        await writer.drain()
+        if not await reader.read(1):  # the client hung up
+            scripted.closed_by_client.set()
+
+    scripted, url, server = await serving(handler)
+    async with server, httpx.AsyncClient(timeout=httpx.Timeout(0.2)) as client:
+        ollama = Ollama(client, url, direct=UpstreamTransport())
+        with pytest.raises(UpstreamTimeout):
+            await ollama.embed({"model": "m", "input": ["hello"]})
+        await asyncio.wait_for(scripted.closed_by_client.wait(), 2)
