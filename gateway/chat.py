@@ -6,19 +6,21 @@ This is the one place that knows the order of things; recall joins the flow here
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import AsyncExitStack
 from typing import Any
 
+import msgspec
 from msgspec import Struct
 
 from gateway import prompt, tokens, translate
 from gateway.config import Settings
 from gateway.errors import GatewayError, UpstreamError, error_envelope
 from gateway.identity import Identity, identify, text_of
-from gateway.journal import Turn, TurnStatus
+from gateway.journal import Journal, Turn, TurnStatus
 from gateway.memory import Memory, Recollection
 from gateway.ollama import Ollama, OllamaChatChunk
 from gateway.prompt import Budget
@@ -29,6 +31,8 @@ log = logging.getLogger(__name__)
 
 DONE = b"data: [DONE]\n\n"
 STATEFUL_HISTORY = 200  # journal messages offered to the budget for a client that sends only the new one
+CALIBRATION_KEY = "model.calibration"  # the journal's meta key for what `Calibration` learnt
+_ratios = msgspec.json.Decoder(dict[str, list[float]])
 
 
 def sse(payload: bytes) -> bytes:
@@ -197,8 +201,8 @@ class Chat:
     ) -> None:
         """Journal the turn; a memory failure is logged, never turned into a failed chat."""
         model = self.model_for(request)
-        if usage:
-            self.calibration.observe(model, ready.budget.limit - ready.budget.free, usage.prompt_tokens)
+        if usage and self.calibration.observe(model, ready.budget.limit - ready.budget.free, usage.prompt_tokens):
+            await self._keep_calibration()
         newest = request.messages[-1]
         question = text_of(newest) if newest.role == "user" else ""
         who = ready.who
@@ -222,6 +226,12 @@ class Chat:
         except Exception:  # the answer is already the client's; losing the turn is logged loudly
             log.exception("could not journal a turn of user %s", who.user)
 
+    async def _keep_calibration(self) -> None:
+        try:
+            await self._memory.journal.put(CALIBRATION_KEY, json.dumps(self.calibration.ratios))
+        except Exception:  # memory failing never fails the chat; the correction still holds until a restart
+            log.exception("could not keep the token count corrections")
+
     def in_background(self, work: Awaitable[None]) -> None:
         """Run `work` outside the request's cancel scope (a disconnected client's turn is still journaled)."""
         task = asyncio.ensure_future(work)
@@ -232,6 +242,16 @@ class Chat:
         """Wait for background work; called at shutdown before the journal closes."""
         while self._background:
             await asyncio.gather(*self._background, return_exceptions=True)
+
+
+async def restore_calibration(journal: Journal) -> Calibration:
+    """The token count corrections learnt before the last restart (none if unreadable)."""
+    kept = await journal.get(CALIBRATION_KEY)
+    try:
+        return Calibration(_ratios.decode(kept) if kept else None)
+    except msgspec.DecodeError:
+        log.warning("ignoring unreadable token count corrections in the journal")
+        return Calibration()
 
 
 def report_headers(who: Identity, budget: Budget, recollection: Recollection) -> dict[str, str]:

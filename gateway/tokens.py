@@ -79,15 +79,23 @@ class Calibration:
     MIN_TOKENS = 64
     WINDOW = 32
 
-    def __init__(self) -> None:
-        self._ratios: dict[str, list[float]] = {}
+    def __init__(self, ratios: dict[str, list[float]] | None = None) -> None:
+        """`ratios`: what `ratios` gave before, so a restart keeps what was learnt."""
+        self._ratios = {model: seen[-self.WINDOW :] for model, seen in (ratios or {}).items() if seen}
 
-    def observe(self, model: str, ours: int, theirs: int) -> None:
+    @property
+    def ratios(self) -> dict[str, list[float]]:
+        return self._ratios
+
+    def observe(self, model: str, ours: int, theirs: int) -> bool:
+        """Learn from one answer; True when the model's correction changed (worth keeping)."""
         if ours < self.MIN_TOKENS or theirs <= ours:
-            return
+            return False
+        before = self.correction(model)
         ratios = self._ratios.setdefault(model, [])
         ratios.append(theirs / ours)
         del ratios[: -self.WINDOW]
+        return self.correction(model) != before
 
     def correction(self, model: str) -> float:
         ratios = self._ratios.get(model)

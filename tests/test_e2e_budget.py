@@ -81,10 +81,13 @@ def test_a_model_that_counts_more_tokens_gets_smaller_budgets(fake: Fake, tmp_pa
         headers = {"X-Memory": "off"}
         first = httpx.post(url + "/v1/chat/completions", json=body, headers=headers).headers
         again = httpx.post(url + "/v1/chat/completions", json=body, headers=headers).headers
+    with processes.gateway(fake.url, tmp_path / "data") as url:  # the same data dir, after a restart
+        restarted = httpx.post(url + "/v1/chat/completions", json=body, headers=headers).headers
     used, free = int(first["x-prompt-tokens"]), free_of(first)
     assert int(again["x-prompt-tokens"]) == used  # the same prompt, counted the same by tiktoken
     # Ollama counted about 4.6 tokens for each of ours: the room left shrinks to fit that, plus a margin
     assert free_of(again) + used < (used + free) / 4
+    assert free_of(restarted) == free_of(again)  # what was learnt is kept in the journal
 
 
 def free_of(headers: httpx.Headers) -> int:

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import sqlite3
 from pathlib import Path
 
 import pytest
 
 from gateway import journal as journal_module
+from gateway.chat import CALIBRATION_KEY, restore_calibration
 from gateway.journal import CoreBlock, Journal, Turn
 from gateway.schema import MIGRATIONS
 
@@ -231,3 +233,15 @@ async def test_core_memory_read_again_shows_every_change(tmp_path: Path) -> None
         assert (await reopened.core("ann"), await reopened.core("bob")) == ([], [])
     finally:
         await reopened.close()
+
+
+async def test_token_count_corrections_are_restored_unless_unreadable(tmp_path: Path) -> None:
+    journal = await Journal.open(tmp_path / "journal.db")
+    try:
+        assert (await restore_calibration(journal)).correction("qwen3:4b") == 1.0
+        await journal.put(CALIBRATION_KEY, json.dumps({"qwen3:4b": [1.3, 1.5]}))
+        assert (await restore_calibration(journal)).correction("qwen3:4b") == pytest.approx(1.52)
+        await journal.put(CALIBRATION_KEY, '{"qwen3:4b": "not ratios"}')
+        assert (await restore_calibration(journal)).correction("qwen3:4b") == 1.0
+    finally:
+        await journal.close()

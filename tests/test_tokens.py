@@ -47,11 +47,20 @@ def test_an_unseen_model_is_not_corrected() -> None:
 
 def test_the_correction_is_the_highest_recent_ratio_with_a_margin() -> None:
     calibration = Calibration()
-    calibration.observe("qwen3:8b", 1000, 1100)
-    calibration.observe("qwen3:8b", 1000, 1250)
-    calibration.observe("qwen3:8b", 1000, 1050)
+    changed = [calibration.observe("qwen3:8b", 1000, theirs) for theirs in (1100, 1250, 1050)]
     assert calibration.correction("qwen3:8b") == pytest.approx(1.25 + Calibration.MARGIN)
     assert Calibration.MARGIN == 0.02
+    assert changed == [True, True, False]  # only a change is worth keeping
+
+
+def test_what_was_learnt_survives_a_restart() -> None:
+    calibration = Calibration()
+    for theirs in range(1100, 1100 + 10 * (Calibration.WINDOW + 5), 10):
+        calibration.observe("qwen3:8b", 1000, theirs)
+    again = Calibration(calibration.ratios)
+    assert again.correction("qwen3:8b") == calibration.correction("qwen3:8b")
+    assert again.ratios == calibration.ratios
+    assert len(Calibration({"m": [1.5] * 100}).ratios["m"]) == Calibration.WINDOW
 
 
 def test_small_prompts_are_ignored() -> None:
