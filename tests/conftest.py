@@ -15,6 +15,9 @@ if _SHARED_TIKTOKEN.is_dir():
     os.environ.setdefault("TIKTOKEN_CACHE_DIR", str(_SHARED_TIKTOKEN))
 
 
+DEFAULT_CACHE = {"slots": 1, "rate": 1000, "answer_words": 0, "eval_count": "prompt"}
+
+
 class Fake:
     """The running fake Ollama: its URL and what it saw."""
 
@@ -23,7 +26,13 @@ class Fake:
 
     def reset(self) -> None:
         httpx.delete(self.url + "/_fake/requests")
+        httpx.put(self.url + "/_fake/cache", json=DEFAULT_CACHE)
         self.embedding(delay=0, down=False)
+
+    def evaluations(self, model: str = "qwen3:4b") -> list[tuple[int, int]]:
+        """What the fake's prompt cache saw, request by request: (prompt tokens, evaluated afresh)."""
+        seen = httpx.get(self.url + "/_fake/cache").json()["models"].get(model, {}).get("seen", [])
+        return [(prompt, evaluated) for prompt, evaluated in seen]
 
     def embedding(self, *, delay: float = 0, down: bool = False) -> None:
         httpx.put(self.url + "/_fake/embed", json={"delay": delay, "down": down})

@@ -12,8 +12,23 @@ user message steers it, so a test can ask for a scenario through the real gatewa
 A request with a JSON schema in `format` (a consolidation) gets `{"summary", "facts"}` made of the
 transcript's user lines.
 
-Otherwise the answer is `echo: <last user message>`, streamed a word per chunk. Every /api/chat body is
-kept for inspection at GET /_fake/requests (DELETE resets), and disconnects are counted at /_fake/stats.
+Otherwise the answer is `echo: <last user message>` (without the gateway's memory block at its head),
+streamed a word per chunk, padded with filler words to
+`FAKE_OLLAMA_ANSWER_WORDS` words when that is set. Every /api/chat body is kept for inspection at GET
+/_fake/requests (DELETE resets it and the prompt caches), and disconnects are counted at /_fake/stats.
+
+Prompt cache, as Ollama's runner keeps it (research: Ollama's runner/ollamarunner/cache.go, llama.cpp's
+server): a chat is rendered as a qwen3-style template renders it (every `system` message gathered into one
+block at the top, with the tools; consecutive messages of one role merged) and tokenised with tiktoken's
+cl100k_base, each `<|im_start|>role\n` and `<|im_end|>\n` one token, which keeps the count under the
+gateway's own (tokens.py) so its calibration learns nothing. Each model has `FAKE_OLLAMA_SLOTS` slots (1),
+each holding the tokens of the last prompt it evaluated; a request takes the slot sharing the longest prefix
+(more than a tenth of the prompt, else the least recently used), and evaluates the rest, at least one token,
+at `FAKE_OLLAMA_PREFILL_RATE` tokens a second (1000): `prompt_eval_duration` says how long that would take,
+without waiting. `prompt_eval_count` is the whole prompt, as Ollama reports it since its Go runner; with
+`FAKE_OLLAMA_EVAL_COUNT=evaluated` it is only the evaluated part, as Ollama 0.2 reported it. GET /_fake/cache
+gives each model's requests and (prompt, evaluated) tokens; PUT /_fake/cache `{"slots", "rate",
+"answer_words", "eval_count"}` changes the settings (new slots start empty).
 
 `/api/embed` gives each word a bucket of a 64-dimension vector, so texts that share words are close; with
 `FAKE_OLLAMA_EMBEDDER=minilm` it runs the real all-MiniLM-L6-v2 (384 dimensions; benchmarks), for any
@@ -24,23 +39,28 @@ of its models, with the vectors cached on disk by text (tests/bench/minilm_cache
 from __future__ import annotations
 
 import asyncio
+import functools
 import hashlib
+import itertools
 import json
 import math
 import os
 import re
 import sys
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
-Scope = dict[str, Any]
-Message = dict[str, Any]
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 
 MODELS = ["qwen3:4b", "huihui_ai/qwen3-abliterated:4b-v2", "nomic-embed-text:latest"]
 EMBED_DIM = 64
 STAMP = "2025-05-01T10:00:00.123456789Z"
+FILLER = ["and", "so", "the", "story", "goes", "on", "a", "little", "further", "than", "it", "needs", "to"]
+DECODE_RATE = 25.0  # tokens a second: a 4B model on a laptop
+LOAD_DURATION = 2_000_000  # ns: the model is already loaded
 
 
 class FakeOllama:
@@ -51,6 +71,11 @@ class FakeOllama:
         self.embed_delay = 0.0
         self.embed_down = False
         self.embedder: Callable[[list[str]], list[list[float]]] = lambda texts: [_vector(t) for t in texts]
+        self.slots = int(os.environ.get("FAKE_OLLAMA_SLOTS", "1"))
+        self.rate = float(os.environ.get("FAKE_OLLAMA_PREFILL_RATE", "1000"))
+        self.answer_words = int(os.environ.get("FAKE_OLLAMA_ANSWER_WORDS", "0"))
+        self.eval_count = os.environ.get("FAKE_OLLAMA_EVAL_COUNT", "prompt")  # or "evaluated"
+        self.caches: dict[str, PromptCache] = {}
         if os.environ.get("FAKE_OLLAMA_EMBEDDER") == "minilm":
             from tests.bench.minilm_cache import CachedMiniLM
 
@@ -73,7 +98,13 @@ class FakeOllama:
             await _json(send, 200, self.requests)
         elif route == ("DELETE", "/_fake/requests"):
             self.requests.clear()
+            self.caches.clear()
             await _json(send, 200, {})
+        elif route == ("GET", "/_fake/cache"):
+            await _json(send, 200, self.cache_report())
+        elif route == ("PUT", "/_fake/cache"):
+            self.configure(json.loads(body))
+            await _json(send, 200, self.cache_report())
         elif route == ("PUT", "/_fake/embed"):
             control = json.loads(body)
             self.embed_delay, self.embed_down = float(control.get("delay", 0)), bool(control.get("down", False))
@@ -89,16 +120,22 @@ class FakeOllama:
         if model not in MODELS and f"{model}:latest" not in MODELS:
             await _json(send, 404, {"error": f'model "{model}" not found, try pulling it first'})
             return
-        last = next((m.get("content", "") for m in reversed(request["messages"]) if m["role"] == "user"), "")
+        said = next((m.get("content", "") for m in reversed(request["messages"]) if m["role"] == "user"), "")
+        last = asked(said)  # the scenario is in the user's words, not in the memories quoted before them
         if "#fail500" in last:
             await _json(send, 500, {"error": "llama runner process has terminated: exit status 2"})
             return
         if "#busy" in last:
             await _json(send, 503, {"error": "server busy, please try again.  maximum pending requests exceeded"})
             return
-        chunks = _script(model, last)
+        prompt = prompt_tokens(request)
+        evaluated = self.cache(model).evaluate(prompt)
+        chunks = _script(model, last, self.answer_words)
         if isinstance(request.get("format"), dict):  # structured output: a consolidation's summary
             chunks = [{**chunks[-1], "message": {"role": "assistant", "content": json.dumps(_summary(request))}}]
+        if chunks[-1].get("done"):
+            shown = len(prompt) if self.eval_count == "prompt" else evaluated
+            chunks[-1].update(_timings(shown, evaluated, _answer_tokens(chunks), self.rate))
         if "#hungry" in last:  # a model whose tokenizer counts a token per character
             chunks[-1]["prompt_eval_count"] = sum(len(m.get("content", "")) for m in request["messages"])
         if not request.get("stream", True):
@@ -113,6 +150,23 @@ class FakeOllama:
         for chunk in chunks:
             await send({"type": "http.response.body", "body": _line(chunk), "more_body": True})
         await send({"type": "http.response.body", "body": b"", "more_body": False})
+
+    def cache(self, model: str) -> PromptCache:
+        return self.caches.setdefault(model, PromptCache(self.slots))
+
+    def configure(self, control: dict[str, Any]) -> None:
+        """Apply PUT /_fake/cache: a new number of slots empties the caches, as reloading the model would."""
+        if "slots" in control and int(control["slots"]) != self.slots:
+            self.slots = int(control["slots"])
+            self.caches.clear()
+        self.rate = float(control.get("rate", self.rate))
+        self.answer_words = int(control.get("answer_words", self.answer_words))
+        self.eval_count = str(control.get("eval_count", self.eval_count))
+
+    def cache_report(self) -> dict[str, Any]:
+        models = {model: cache.report() for model, cache in self.caches.items()}
+        settings = {"slots": self.slots, "rate": self.rate, "answer_words": self.answer_words}
+        return {**settings, "eval_count": self.eval_count, "models": models}
 
     async def slow(self, model: str, receive: Receive, send: Send) -> None:
         """Stream a word every 50 ms for a minute, counting a disconnect if the gateway hangs up."""
@@ -147,9 +201,129 @@ class FakeOllama:
         await _json(send, 200, {"model": model, "embeddings": vectors, "prompt_eval_count": tokens})
 
 
-def _script(model: str, last: str) -> list[dict[str, Any]]:
-    """The NDJSON chunks of an answer, as Ollama would stream them."""
-    done = {"done": True, "done_reason": "stop", "prompt_eval_count": 12, "eval_count": 5, "total_duration": 1000}
+class PromptCache:
+    """One model's KV cache: each slot holds the tokens of the last prompt it evaluated."""
+
+    SIMILARITY = 0.1  # llama.cpp's --slot-prompt-similarity: a slot sharing less is not worth choosing
+
+    def __init__(self, slots: int) -> None:
+        self.slots: list[list[int]] = [[] for _ in range(slots)]
+        self.used = [0] * slots  # when each slot was last taken
+        self.clock = itertools.count(1)
+        self.seen: list[tuple[int, int]] = []  # (prompt, evaluated) tokens, request by request
+
+    def evaluate(self, prompt: list[int]) -> int:
+        """Load `prompt` into the slot that shares most of it; how many of its tokens are evaluated afresh."""
+        shared = [_common_prefix(tokens, prompt) for tokens in self.slots]
+        best = max(shared)
+        alike = [i for i, n in enumerate(shared) if n == best and n > self.SIMILARITY * len(prompt)]
+        slot = min(alike or range(len(self.slots)), key=lambda i: self.used[i])
+        evaluated = len(prompt) - min(shared[slot], len(prompt) - 1)  # the last token gives the logits
+        self.slots[slot], self.used[slot] = prompt, next(self.clock)
+        self.seen.append((len(prompt), evaluated))
+        return evaluated
+
+    def report(self) -> dict[str, Any]:
+        return {
+            "requests": len(self.seen),
+            "prompt_tokens": sum(p for p, _ in self.seen),
+            "evaluated": sum(e for _, e in self.seen),
+            "seen": self.seen,
+        }
+
+
+def _common_prefix(a: list[int], b: list[int]) -> int:
+    n = 0
+    for x, y in zip(a, b, strict=False):
+        if x != y:
+            break
+        n += 1
+    return n
+
+
+def render(request: dict[str, Any]) -> list[str | int]:
+    """The prompt a qwen3-style Ollama template makes of a /api/chat body: text, and special tokens as ints.
+
+    As Ollama's template.go `collate`: every system message's content, joined by a blank line, goes to the
+    system block at the top with the tools; consecutive messages of one role (tool results aside) are merged.
+    """
+    system: list[str] = []
+    turns: list[tuple[str, str, list[str]]] = []  # role, text, images
+    for message in request.get("messages", []):
+        role, text, images = message.get("role", "user"), _text(message), list(message.get("images") or [])
+        if role == "system":
+            system.append(text)
+        if turns and turns[-1][0] == role and role != "tool":
+            turns[-1] = (role, turns[-1][1] + "\n\n" + text, turns[-1][2] + images)
+        else:
+            turns.append((role, text, images))
+    tools = [json.dumps(request["tools"], separators=(",", ":"))] if request.get("tools") else []
+    top = _turn("system", "\n\n".join(system + tools), []) if system or tools else []
+    rest = [piece for role, text, images in turns if role != "system" for piece in _turn(role, text, images)]
+    return [*top, *rest, _special("<|im_start|>assistant\n")]
+
+
+def _text(message: dict[str, Any]) -> str:
+    """A message's content, then its tool calls as `name{arguments}` lines."""
+    calls = [c["function"] for c in message.get("tool_calls") or []]
+    lines = [f"{c['name']}{json.dumps(c.get('arguments', {}), separators=(',', ':'))}" for c in calls]
+    return "\n".join([message.get("content") or "", *lines]) if lines else message.get("content") or ""
+
+
+def _turn(role: str, text: str, images: list[str]) -> list[str | int]:
+    """`<|im_start|>role\n` and `<|im_end|>\n` are one token each, an image one token of its own."""
+    pictures = [_special("image:" + hashlib.sha256(image.encode()).hexdigest()) for image in images]
+    return [_special(f"<|im_start|>{role}\n"), *pictures, text, _special("<|im_end|>\n")]
+
+
+_SPECIALS: dict[str, int] = {}
+
+
+def _special(name: str) -> int:
+    """A token outside tiktoken's vocabulary (negative), the same for the same name."""
+    return _SPECIALS.setdefault(name, -1 - len(_SPECIALS))
+
+
+def prompt_tokens(request: dict[str, Any]) -> list[int]:
+    return [t for piece in render(request) for t in ([piece] if isinstance(piece, int) else _encode(piece))]
+
+
+@functools.lru_cache(maxsize=1 << 16)  # messages come back request after request
+def _encode(text: str) -> tuple[int, ...]:
+    return tuple(_encoding().encode_ordinary(text))
+
+
+@functools.cache
+def _encoding() -> Any:
+    import tiktoken  # offline, it needs TIKTOKEN_CACHE_DIR (the tests and benchmarks set it)
+
+    return tiktoken.get_encoding("cl100k_base")
+
+
+def _answer_tokens(chunks: list[dict[str, Any]]) -> int:
+    """The tokens the model generated, with its closing `<|im_end|>` when it stopped of itself."""
+    parts = [c.get("message", {}) for c in chunks]
+    calls = [json.dumps(p["tool_calls"]) for p in parts if p.get("tool_calls")]
+    text = "".join(p.get("thinking", "") + p.get("content", "") for p in parts) + "".join(calls)
+    return len(_encode(text)) + (chunks[-1].get("done_reason") == "stop")
+
+
+def _timings(prompt: int, evaluated: int, answer: int, rate: float) -> dict[str, int]:
+    """What Ollama reports of a run that took as long as `evaluated` tokens at `rate` and the answer would."""
+    prefill, decode = round(evaluated / rate * 1e9), round(answer / DECODE_RATE * 1e9)
+    return {
+        "total_duration": LOAD_DURATION + prefill + decode,
+        "load_duration": LOAD_DURATION,
+        "prompt_eval_count": prompt,
+        "prompt_eval_duration": prefill,
+        "eval_count": answer,
+        "eval_duration": decode,
+    }
+
+
+def _script(model: str, last: str, answer_words: int = 0) -> list[dict[str, Any]]:
+    """The NDJSON chunks of an answer, as Ollama would stream them (counts and timings come later)."""
+    done = {"done": True, "done_reason": "stop"}
     if "#tool" in last:
         call = {"function": {"name": "get_weather", "arguments": {"city": "Paris", "unit": "celsius"}}}
         return [
@@ -165,11 +339,18 @@ def _script(model: str, last: str) -> list[dict[str, Any]]:
     if "#midfail" in last:
         return [_chunk(model, "Partial "), {"error": "an error was encountered while running the model"}]
     words = f"echo: {last}".split(" ")
+    words += [FILLER[i % len(FILLER)] for i in range(answer_words - len(words))]
     chunks = [_chunk(model, word + (" " if i < len(words) - 1 else "")) for i, word in enumerate(words)]
     final = {**_chunk(model, ""), **done}
     if "#length" in last:
         final["done_reason"] = "length"
     return [*chunks, final]
+
+
+def asked(message: str) -> str:
+    """The user's own words: a model answers the question, not the memories quoted at its head."""
+    head, tag, rest = message.partition("</memories>\n\n")
+    return rest if tag and head.startswith("<memories>") else message
 
 
 def _chunk(model: str, content: str) -> dict[str, Any]:

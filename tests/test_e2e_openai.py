@@ -44,10 +44,11 @@ def test_chat_completion(client: openai.OpenAI, fake: Fake) -> None:
     assert choice.message.content == "echo: hello there"
     assert choice.finish_reason == "stop"
     assert completion.usage is not None
+    [(prompt, _)] = fake.evaluations()  # Ollama's counts: the whole prompt, and "echo: hello there" and its end
     assert (completion.usage.prompt_tokens, completion.usage.completion_tokens, completion.usage.total_tokens) == (
-        12,
+        prompt,
         5,
-        17,
+        prompt + 5,
     )
     assert completion.object == "chat.completion"
     assert completion.id.startswith("chatcmpl-")
@@ -84,7 +85,7 @@ def test_sampling_fields_reach_ollama_as_options(client: openai.OpenAI, fake: Fa
     assert sent["messages"][0] == {"role": "system", "content": "Be brief."}
 
 
-def test_streaming_with_usage(client: openai.OpenAI) -> None:
+def test_streaming_with_usage(client: openai.OpenAI, fake: Fake) -> None:
     stream = client.chat.completions.create(
         model="qwen3:4b", messages=user("one two three"), stream=True, stream_options={"include_usage": True}
     )
@@ -96,7 +97,8 @@ def test_streaming_with_usage(client: openai.OpenAI) -> None:
     assert finishes == ["stop"]
     assert chunks[-1].choices == []
     assert chunks[-1].usage is not None
-    assert chunks[-1].usage.total_tokens == 17
+    [(prompt, _)] = fake.evaluations()
+    assert (chunks[-1].usage.prompt_tokens, chunks[-1].usage.total_tokens) == (prompt, prompt + 6)
     assert len({c.id for c in chunks}) == 1
 
 
