@@ -18,6 +18,7 @@ from typing import Literal
 import aiosqlite
 from msgspec import Struct
 
+from gateway.prompt import Earlier
 from gateway.schema import migrate
 
 TurnStatus = Literal["complete", "partial"]
@@ -38,6 +39,9 @@ class Turn(Struct, kw_only=True):
     injected: list[int] = []
     created_at: float = 0.0
     name: str = ""  # the asker's name, if the client gave one
+    memories: str = ""  # the memory block sent at the head of the question (the question is kept without it)
+    cut: int = 0  # conversation messages the prompt left out
+    bare: int = 0  # conversation messages before which the prompt placed no earlier memory block
 
 
 class StoredMessage(Struct):
@@ -53,11 +57,11 @@ class StoredMessage(Struct):
 
 CORES_KEPT = 10_000  # users whose core memory is cached
 ROWS_PER_STATEMENT = 1_000  # SQLite takes at most 32,766 parameters a statement
-TURNS_PER_COMMIT = 400  # two messages each: within ROWS_PER_STATEMENT
+TURNS_PER_COMMIT = 400  # two messages each: within ROWS_PER_STATEMENT (and 12 columns: within the parameters)
 _MESSAGE = "m.id, m.user, m.conversation, m.role, m.kind, m.text, m.created_at, m.name"
 
 
-def _turn_row(t: Turn, now: float) -> tuple[str, str, float, str, str, int, int, int, str]:
+def _turn_row(t: Turn, now: float) -> tuple[str, str, float, str, str, int, int, int, str, str, int, int]:
     when = t.created_at or now
     return (
         t.user,
@@ -69,6 +73,9 @@ def _turn_row(t: Turn, now: float) -> tuple[str, str, float, str, str, int, int,
         t.completion_tokens,
         t.latency_ms,
         json.dumps(t.injected),
+        t.memories,
+        t.cut,
+        t.bare,
     )
 
 
@@ -174,12 +181,13 @@ class Journal:
         """Insert turns and their messages in three statements; the message ids of each turn."""
         now = time.time()
         columns = (
-            "user, conversation, created_at, model, status, prompt_tokens, completion_tokens, latency_ms, injected"
+            "user, conversation, created_at, model, status, prompt_tokens, completion_tokens, latency_ms, injected,"
+            " memories, cut, bare"
         )
         values = [_turn_row(t, now) for t in turns]
         inserted = await self._db.execute_fetchall(
             f"INSERT INTO turns ({columns}) VALUES "
-            + ", ".join(["(?, ?, ?, ?, ?, ?, ?, ?, ?)"] * len(values))
+            + ", ".join(["(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"] * len(values))
             + " RETURNING id",
             [value for row in values for value in row],
         )
@@ -286,14 +294,31 @@ class Journal:
             cursor = await self._db.execute("DELETE FROM core WHERE user = ? AND label = ?", (user, label))
             return cursor.rowcount > 0
 
-    async def recent(self, user: str, conversation: str, limit: int) -> list[StoredMessage]:
-        """The newest `limit` messages of a conversation, oldest first."""
+    async def recent(self, user: str, conversation: str, limit: int) -> tuple[list[StoredMessage], int]:
+        """The newest `limit` messages of a conversation, oldest first, and how many older ones there are."""
+        async with self._lock:
+            rows = list(
+                await self._db.execute_fetchall(
+                    f"SELECT {_MESSAGE}, count(*) OVER () FROM messages m WHERE user = ? AND conversation = ?"
+                    " ORDER BY id DESC LIMIT ?",
+                    (user, conversation, limit),
+                )
+            )
+        older = rows[0][-1] - len(rows) if rows else 0
+        return [StoredMessage(*row[:-1]) for row in reversed(rows)], older
+
+    async def earlier(self, user: str, conversation: str, limit: int) -> list[Earlier]:
+        """The newest `limit` turns of a conversation, oldest first: the user's words and what their prompt got."""
         async with self._lock:
             rows = await self._db.execute_fetchall(
-                f"SELECT {_MESSAGE} FROM messages m WHERE user = ? AND conversation = ? ORDER BY id DESC LIMIT ?",
+                "SELECT m.text, t.memories, t.injected, t.cut, t.bare FROM turns t JOIN messages m ON m.turn_id = t.id"
+                " AND m.role = 'user' WHERE t.user = ? AND t.conversation = ? ORDER BY t.id DESC LIMIT ?",
                 (user, conversation, limit),
             )
-            return [StoredMessage(*row) for row in reversed(list(rows))]
+        return [
+            Earlier(text, memories, json.loads(ids), cut, bare)
+            for text, memories, ids, cut, bare in reversed(list(rows))
+        ]
 
     async def pending(self, limit: int = 256, *, lexical_only: bool = False) -> list[StoredMessage]:
         """Messages the index lacks, oldest first; with `lexical_only`, also those indexed without a dense vector."""

@@ -58,6 +58,15 @@ MIGRATIONS: list[str] = [
     );
     CREATE INDEX messages_by_user ON messages(user, id);
     """,
+    # 5: what each turn's prompt got, so later turns can send it again byte for byte: the memory block at
+    # the head of its user message, the conversation messages its prompt left out, and those before which it
+    # placed no earlier block
+    """
+    ALTER TABLE turns ADD COLUMN memories TEXT NOT NULL DEFAULT '';
+    ALTER TABLE turns ADD COLUMN cut INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE turns ADD COLUMN bare INTEGER NOT NULL DEFAULT 0;
+    CREATE INDEX turns_by_conversation ON turns(user, conversation, id);
+    """,
 ]
 
 

@@ -13,6 +13,7 @@ import pytest
 
 from tests import processes
 from tests.conftest import Fake
+from tests.fake_ollama import asked
 
 
 @pytest.fixture(scope="module")
@@ -44,17 +45,18 @@ def chat(
     )
 
 
-def test_a_turn_is_in_the_journal_when_the_answer_arrives(served: tuple[str, Path]) -> None:
+def test_a_turn_is_in_the_journal_when_the_answer_arrives(served: tuple[str, Path], fake: Fake) -> None:
     url, db = served
     assert chat(url, "my sister is Maud", "plain").status_code == 200
+    [(prompt, _)] = fake.evaluations()
     [turn] = turns(db, "plain")  # no waiting: written before the response completed
     assert turn["user"] == "ann"
     assert turn["said"] == "user:my sister is Maud|assistant:echo: my sister is Maud"
     assert (turn["status"], turn["model"], turn["prompt_tokens"], turn["completion_tokens"]) == (
         "complete",
         "qwen3:4b",
-        12,
-        5,
+        prompt,
+        8,  # "echo: my sister is Maud" and the end of the answer, as the fake counts them
     )
     with sqlite3.connect(db) as conn:
         assert conn.execute("SELECT count(*) FROM outbox").fetchone()[0] >= 2
@@ -110,9 +112,9 @@ def test_nothing_is_journaled_without_memory_on(served: tuple[str, Path], text: 
 
 
 def sent_messages(fake: Fake) -> list[dict[str, Any]]:
-    """The messages Ollama got, less the block of recalled memories (these tests are about history)."""
+    """The messages Ollama got, less the blocks of recalled memories (these tests are about history)."""
     messages: list[dict[str, Any]] = fake.requests()[-1]["messages"]
-    return [m for m in messages if "<memories>" not in m.get("content", "")]
+    return [{**m, "content": asked(m["content"])} if m.get("content") else m for m in messages]
 
 
 def test_a_stateful_client_gets_its_conversation_back(served: tuple[str, Path], fake: Fake) -> None:

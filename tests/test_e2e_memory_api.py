@@ -12,6 +12,7 @@ import pytest
 
 from tests import processes
 from tests.conftest import Fake
+from tests.fake_ollama import asked
 
 
 @pytest.fixture(scope="module")
@@ -131,8 +132,9 @@ def test_context_shows_the_prompt_without_calling_the_model(api: httpx.Client, f
     assert fake.requests() == []
     assert [m["content"] for m in context["memories"]] == ["Gus keeps bees in Wales"]
     assert context["budget"]["memories"] > 0
-    assert context["messages"][-1] == {"role": "user", "content": "how are the bees?"}
-    assert "Gus keeps bees in Wales" in context["messages"][0]["content"]
+    newest = context["messages"][-1]["content"]
+    assert newest.startswith("<memories>\n")  # at the head of the newest message: the prompt before it holds
+    assert newest.endswith("Gus keeps bees in Wales\n</memories>\n\nhow are the bees?")
 
 
 def test_forget_a_user_entirely(api: httpx.Client) -> None:
@@ -175,8 +177,10 @@ def test_the_simple_chat_keeps_the_conversation_and_uses_memory(api: httpx.Clien
     fake.reset()
     again = {"message": "and its brand?", "user_id": "ivy", "conversation_id": conversation}
     assert api.post("/chat", json=again).json()["conversation_id"] == conversation
-    sent = [m["content"] for m in fake.requests()[-1]["messages"] if m["role"] != "system"]
+    sent = [asked(m["content"]) for m in fake.requests()[-1]["messages"] if m["role"] != "system"]
     assert sent == ["what colour is my bike?", "echo: what colour is my bike?", "and its brand?"]
+    first_prompt = fake.requests()[-1]["messages"][0]["content"]
+    assert "Ivy's bike is a red Bianchi" in first_prompt  # its memories, where they were on the first turn
 
     blind = {"message": "bike?", "user_id": "ivy", "include_memory_search": False}
     assert api.post("/chat", json=blind).json()["memories_used"] == 0

@@ -42,7 +42,7 @@ async def test_recent_is_per_user_and_conversation_oldest_first(tmp_path: Path) 
             await journal.record(turn(f"q{i}", f"a{i}"))
         await journal.record(turn("other conversation", conversation="c2"))
         await journal.record(turn("other user", user="bob"))
-        assert [m.text for m in await journal.recent("ann", "c1", 4)] == ["q1", "a1", "q2", "a2"]
+        assert [m.text for m in (await journal.recent("ann", "c1", 4))[0]] == ["q1", "a1", "q2", "a2"]
     finally:
         await journal.close()
 
@@ -124,7 +124,7 @@ async def test_concurrent_turns_do_not_mix(tmp_path: Path) -> None:
         ids = await asyncio.gather(*(journal.record(turn(f"q{n}", f"a{n}", conversation=f"c{n}")) for n in range(40)))
         assert all(len(pair) == 2 for pair in ids)
         for n in range(40):
-            assert [m.text for m in await journal.recent("ann", f"c{n}", 10)] == [f"q{n}", f"a{n}"]
+            assert [m.text for m in (await journal.recent("ann", f"c{n}", 10))[0]] == [f"q{n}", f"a{n}"]
         assert await journal.counts() == {"turns": 40, "messages": 80, "outbox": 80, "lexical_only": 0}
     finally:
         await journal.close()
@@ -168,7 +168,7 @@ async def test_a_bad_turn_fails_alone_and_the_rest_of_its_batch_is_kept(tmp_path
         with pytest.raises(sqlite3.IntegrityError):
             await broken
         assert len(await first) == len(await last) == 2
-        assert [m.text for m in await journal.recent("ann", "c1", 10)] == ["first", "ok", "last", "ok"]
+        assert [m.text for m in (await journal.recent("ann", "c1", 10))[0]] == ["first", "ok", "last", "ok"]
     finally:
         await journal.close()
 
@@ -182,7 +182,7 @@ async def test_a_turn_whose_caller_went_away_does_not_take_others_with_it(tmp_pa
         assert all(len(ids) == 2 for ids in await asyncio.wait_for(asyncio.gather(*kept), 10))  # not left waiting
         with pytest.raises(asyncio.CancelledError):
             await gone
-        texts = [m.text for m in await journal.recent("ann", "c1", 10)]
+        texts = [m.text for m in (await journal.recent("ann", "c1", 10))[0]]
         assert texts == ["kept 1", "ok", "kept 2", "ok"]
     finally:
         await journal.close()
@@ -195,7 +195,7 @@ async def test_a_failed_write_leaves_nothing_half_done(tmp_path: Path) -> None:
         with pytest.raises(sqlite3.IntegrityError):
             await journal.add_messages("ann", "c1", broken)  # type: ignore[arg-type]
         await journal.record(turn("next turn"))
-        assert [m.text for m in await journal.recent("ann", "c1", 10)] == ["next turn", "ok"]
+        assert [m.text for m in (await journal.recent("ann", "c1", 10))[0]] == ["next turn", "ok"]
     finally:
         await journal.close()
 

@@ -8,8 +8,9 @@ from typing import Any
 import msgspec
 import pytest
 
+from gateway import block
 from gateway.errors import ContextLengthExceeded
-from gateway.prompt import MEMORY_PREAMBLE, SYSTEM_ROLES, Recalled, fit, reserve_for
+from gateway.prompt import SYSTEM_ROLES, Recalled, fit, reserve_for
 from gateway.protocol import ChatMessage
 from gateway.tokens import PER_MESSAGE, REPLY_PRIMING, load_counter, message_tokens
 
@@ -41,7 +42,7 @@ HISTORY = msgs(
 
 
 def test_everything_fits() -> None:
-    kept, budget = fit(HISTORY, window=1000, reserve=100, count=words)
+    kept, budget, _ = fit(HISTORY, window=1000, reserve=100, count=words)
     assert kept == HISTORY
     assert budget.trimmed == 0
     assert budget.system == each("be brief")
@@ -50,18 +51,19 @@ def test_everything_fits() -> None:
     assert budget.recent == total - REPLY_PRIMING - budget.system
 
 
-def test_oldest_history_is_trimmed_first() -> None:
+def test_oldest_history_is_trimmed_first_and_by_half() -> None:
     fixed = REPLY_PRIMING + each("be brief") + each("newest question here")
     room = each("ten") + each("six seven eight nine")  # the two newest history messages, not the third
-    kept, budget = fit(HISTORY, window=fixed + room + 10, reserve=10, count=words)
-    assert contents(kept) == ["be brief", "six seven eight nine", "ten", "newest question here"]
-    assert budget.trimmed == 2
-    assert budget.free == 0
+    kept, budget, _ = fit(HISTORY, window=fixed + room + 10, reserve=10, count=words)
+    # the cut leaves the history at most half the room, so that it holds for the next turns
+    assert contents(kept) == ["be brief", "ten", "newest question here"]
+    assert budget.trimmed == 3
+    assert budget.free == room - each("ten")
 
 
 def test_the_prompt_never_exceeds_the_budget() -> None:
     for limit in range(30, 60):
-        kept, budget = fit(HISTORY, window=limit + 5, reserve=5, count=words)
+        kept, budget, _ = fit(HISTORY, window=limit + 5, reserve=5, count=words)
         assert REPLY_PRIMING + sum(each(str(m.content)) for m in kept) <= limit
         assert budget.free >= 0
 
@@ -92,14 +94,14 @@ def test_orphaned_tool_results_are_trimmed_with_their_call() -> None:
     ]
     # room for the last two history messages and the tool result, but not its call
     window = REPLY_PRIMING + each("next") + each("answer") + each("result") + 1
-    kept, budget = fit(history, window=window, reserve=0, count=words)
+    kept, budget, _ = fit(history, window=window, reserve=0, count=words)
     assert [m.role for m in kept] == ["assistant", "user"]
     assert budget.trimmed == 3
 
 
 def test_tools_count_against_the_budget() -> None:
-    _, without = fit(HISTORY, window=1000, reserve=0, count=words)
-    _, with_tools = fit(HISTORY, window=1000, reserve=0, count=words, tools=50)
+    _, without, _ = fit(HISTORY, window=1000, reserve=0, count=words)
+    _, with_tools, _ = fit(HISTORY, window=1000, reserve=0, count=words, tools=50)
     assert with_tools.free == without.free - 50
 
 
@@ -107,15 +109,20 @@ def recalled(id: int, text: str, *, role: str = "user", created_at: float = 1_70
     return Recalled(id=id, role=role, text=text, created_at=created_at, score=0.5)
 
 
-def block_size(*texts: str) -> int:
-    """The memory message: the preamble, the two tags, and per line a two-word timestamp, the role, the text."""
-    return PER_MESSAGE + words(MEMORY_PREAMBLE) + 2 + sum(3 + words(text) for text in texts)
+OPENING = words(block.OPEN) + words(block.CLOSE)
+
+
+def block_size(*texts: str, days: int = 1) -> int:
+    """The block's words: its opening and closing, a word per day, and per memory a speaker and its text."""
+    return OPENING + days + sum(1 + words(text) for text in texts)
 
 
 def quoted_lines(kept: list[ChatMessage]) -> list[str]:
-    """The memory texts quoted in the prompt's memory message."""
-    block = [str(m.content) for m in kept if str(m.content).startswith(MEMORY_PREAMBLE)]
-    return block[0].split("\n")[2:-1] if block else []
+    """The memory lines at the head of the newest message (days and speakers as written)."""
+    text = str(kept[-1].content)
+    if not text.startswith(block.OPEN):
+        return []
+    return text[len(block.OPEN) : text.index(block.CLOSE)].splitlines()
 
 
 CHAT = msgs(
@@ -127,32 +134,32 @@ CHAT = msgs(
 )
 
 
-def test_memories_are_one_system_message_after_the_leading_ones() -> None:
+def test_memories_go_at_the_head_of_the_newest_message_by_day() -> None:
     memories = [
         recalled(2, "Rex is a fine dog", role="assistant", created_at=1_709_251_200.0),  # the best first
         recalled(1, "my dog is Rex", created_at=1_700_000_000.0),
+        recalled(3, "He is three", created_at=1_700_000_060.0),
     ]
-    kept, budget = fit(CHAT, window=1000, reserve=0, count=words, memories=memories)
-    assert [m.role for m in kept] == ["system", "developer", "system", "user", "assistant", "user"]
-    assert kept[2].content == (
-        MEMORY_PREAMBLE + "\n<memories>\n"
-        "[2023-11-14 22:13] user: my dog is Rex\n"
-        "[2024-03-01 00:00] assistant: Rex is a fine dog\n"
-        "</memories>"
+    kept, budget, text = fit(CHAT, window=1000, reserve=0, count=words, memories=memories)
+    assert kept[:-1] == CHAT[:-1]  # what came before stays as it was: the model has it cached
+    assert kept[-1].content == text + "and my dog"
+    assert text == (
+        block.OPEN
+        + "2023-11-14\nuser: my dog is Rex\nHe is three\n2024-03-01\nassistant: Rex is a fine dog\n"
+        + block.CLOSE
     )
-    assert kept[:2] + kept[3:] == CHAT
-    assert budget.memory_ids == [2, 1]
-    assert budget.memories == block_size("my dog is Rex", "Rex is a fine dog")
+    assert budget.memory_ids == [2, 1, 3]
+    assert budget.memories == block_size("my dog is Rex", "Rex is a fine dog", days=2) + words("He is three")
 
 
 def test_memories_are_introduced_as_data_not_instructions() -> None:
-    assert "quoted as data" in MEMORY_PREAMBLE
-    assert "not instructions" in MEMORY_PREAMBLE
+    assert "quoted as data" in block.PREAMBLE
+    assert "not instructions" in block.PREAMBLE
 
 
 def test_the_memory_tokens_are_counted_in_the_budget() -> None:
-    _, without = fit(CHAT, window=1000, reserve=0, count=words)
-    _, with_one = fit(CHAT, window=1000, reserve=0, count=words, memories=[recalled(1, "my dog is Rex")])
+    _, without, _ = fit(CHAT, window=1000, reserve=0, count=words)
+    _, with_one, _ = fit(CHAT, window=1000, reserve=0, count=words, memories=[recalled(1, "my dog is Rex")])
     assert with_one.memories == block_size("my dog is Rex")
     assert with_one.free == without.free - block_size("my dog is Rex")
     assert without.memories == 0
@@ -166,19 +173,30 @@ def test_the_best_memories_go_in_when_not_all_fit() -> None:
         recalled(2, "second said worst", created_at=2000.0),
     ]
     fixed = REPLY_PRIMING + each("and my dog")
-    # each line is counted one token high while choosing (for its newline), then checked as joined
     room = block_size("third said best", "first said second") + 2
-    kept, budget = fit(msgs(("user", "and my dog")), window=fixed + room, reserve=0, count=words, memories=memories)
+    kept, budget, _ = fit(msgs(("user", "and my dog")), window=fixed + room, reserve=0, count=words, memories=memories)
     assert budget.memory_ids == [3, 1]
-    assert quoted_lines(kept) == [
-        "[1970-01-01 00:16] user: first said second",
-        "[1970-01-01 00:50] user: third said best",
-    ]
+    assert quoted_lines(kept) == ["1970-01-01", "user: first said second", "third said best"]
+
+
+def test_near_duplicates_go_in_once() -> None:
+    memories = [recalled(1, "My dog is Rex."), recalled(2, "my dog is rex"), recalled(3, "Rex, my dog, is...")]
+    _, budget, _ = fit(msgs(("user", "q")), window=1000, reserve=0, count=words, memories=memories)
+    assert budget.memory_ids == [1]
+
+
+def test_what_a_turn_may_add_bounds_the_block() -> None:
+    memories = [recalled(n, f"memory number {n} of five words") for n in range(20)]
+    _, budget, _ = fit(msgs(("user", "q")), window=1000, reserve=0, count=words, memories=memories, want=60)
+    assert budget.memories <= 60
+    assert len(budget.memory_ids) == (60 - OPENING - 1) // 7
+    _, free, _ = fit(msgs(("user", "q")), window=1000, reserve=0, count=words, memories=memories)
+    assert len(free.memory_ids) == 20
 
 
 @pytest.mark.parametrize("encoding", ["cl100k_base", "o200k_base"])
-def test_the_memory_block_counts_exactly_the_sum_of_its_lines(encoding: str) -> None:
-    """What lets assembly count each memory once (and cache it) rather than the whole block per request."""
+def test_the_block_never_takes_more_than_it_was_given(encoding: str) -> None:
+    """Memories are chosen by an upper bound of what each adds; the exact count of the block is what is reported."""
     count, name = load_counter(encoding)
     assert name == encoding
     rng = random.Random(7)
@@ -188,71 +206,45 @@ def test_the_memory_block_counts_exactly_the_sum_of_its_lines(encoding: str) -> 
             recalled(n, "".join(rng.choice(pieces) for _ in range(rng.randint(1, 12))), created_at=rng.uniform(0, 2e9))
             for n in range(rng.randint(1, 30))
         ]
-        kept, budget = fit(msgs(("user", "q")), window=100_000, reserve=0, count=count, memories=memories)
-        assert budget.memories == message_tokens(count, kept[0])
+        want = rng.randint(20, 300)
+        question = msgs(("user", "".join(rng.choice(pieces) for _ in range(5))))
+        kept, budget, text = fit(question, window=100_000, reserve=0, count=count, memories=memories, want=want)
+        assert budget.memories == message_tokens(count, kept[0]) - message_tokens(count, question[0]) <= want
+        assert (text == "") == (budget.memory_ids == [])
 
 
 def test_a_memory_of_a_message_in_the_prompt_is_left_out() -> None:
     memories = [recalled(1, "I do not know"), recalled(2, "and my dog"), recalled(3, "my dog is Rex")]
-    kept, budget = fit(CHAT, window=1000, reserve=0, count=words, memories=memories)
+    kept, budget, _ = fit(CHAT, window=1000, reserve=0, count=words, memories=memories)
     assert budget.memory_ids == [3]
-    assert quoted_lines(kept) == ["[2023-11-14 22:13] user: my dog is Rex"]
-
-
-def test_a_memory_of_a_trimmed_message_is_kept() -> None:
-    memories = [recalled(1, "what is my cat called")]
-    fixed = REPLY_PRIMING + each("be brief") + each("use metric") + each("and my dog")
-    room = each("I do not know") + block_size("what is my cat called") + 1
-    kept, budget = fit(CHAT, window=fixed + room, reserve=0, count=words, memories=memories, memory_share=0.5)
-    assert contents(kept)[3:] == ["I do not know", "and my dog"]
-    assert budget.memory_ids == [1]
+    assert quoted_lines(kept) == ["2023-11-14", "user: my dog is Rex"]
 
 
 OLD = [("user" if n % 2 == 0 else "assistant", f"old message number {n} here") for n in range(30)]
 LONG = msgs(*OLD, ("user", "q"))  # 30 old messages of 9 tokens, and the newest
-LINE = "a memory of six words"  # with a number after it: 9 tokens as a line
 
 
-def test_the_memory_share_limits_recent_history() -> None:
-    memories = [recalled(n, f"{LINE} {n}") for n in range(10)]
-    # limit 200, fixed 8 (priming and "q"): history gets 200 - 8 - 100 = 92, so 10 messages of 9 tokens;
-    # memories get 200 - 8 - 90 = 102: the block's 34 and seven lines of 9
-    _, budget = fit(LONG, window=200, reserve=0, count=words, memories=memories, memory_share=0.5)
-    assert budget.memory_ids == [0, 1, 2, 3, 4, 5, 6]
-    assert budget.memories == block_size(*[f"{LINE} {n}" for n in range(7)]) == 97
-    # the memories needed 97 of their 102: the 5 left hold no old message of 9
-    assert budget.recent == 10 * 9 + each("q")
-    assert budget.trimmed == 20
-    assert budget.free == 200 - REPLY_PRIMING - each("q") - 97 - 90
+def test_a_cut_leaves_memory_its_share_and_the_history_half_the_rest() -> None:
+    quoted = "old message number 4 here"
+    kept, budget, _ = fit(LONG, window=200, reserve=0, count=words, memories=[recalled(1, quoted)], memory_share=0.5)
+    # room 192, memory's share 96: the history may keep 48 tokens, from a user's message on (26 to 29)
+    assert budget.trimmed == 26
+    assert contents(kept)[:-1] == [text for _, text in OLD[26:]]
+    assert budget.memory_ids == [1]  # a memory of a trimmed message can come back
 
 
-def test_without_a_memory_share_history_takes_the_room() -> None:
-    memories = [recalled(n, f"{LINE} {n}") for n in range(10)]
-    _, budget = fit(LONG, window=200, reserve=0, count=words, memories=memories)
-    assert budget.memory_ids == []
-    assert budget.recent == 21 * 9 + each("q")
-
-
-def test_history_refills_what_the_memories_leave() -> None:
+def test_the_memory_share_moves_the_cut_only_when_memory_is_squeezed() -> None:
     memories = [recalled(1, "my dog is Rex")]
-    _, budget = fit(LONG, window=200, reserve=0, count=words, memories=memories, memory_share=0.5)
-    assert budget.memories == block_size("my dog is Rex") == 41
-    # 200 - 8 - 41 = 151 left: 16 of the old messages, not only the 10 of the first pass
-    assert budget.recent == 16 * 9 + each("q")
-    assert budget.free == 151 - 16 * 9
-
-
-def test_a_memory_of_a_message_refilled_into_the_prompt_is_left_out() -> None:
-    quoted = "old message number 16 here"
-    # the first pass keeps messages 20 to 29, so the memory is chosen; the refill then brings back 14 to 29
-    kept, budget = fit(LONG, window=200, reserve=0, count=words, memories=[recalled(1, quoted)], memory_share=0.5)
-    assert quoted in contents(kept)
-    assert sum(str(m.content).count(quoted) for m in kept) == 1
-    assert budget.memory_ids == []
+    # 16 old messages (144 tokens) leave memory 48 of the 192: half its share of 96 is enough
+    _, kept16, _ = fit(LONG[14:], window=200, reserve=0, count=words, memories=memories, memory_share=0.5)
+    assert kept16.trimmed == 0
+    # 17 leave 39: too little, the cut moves
+    _, kept17, _ = fit(LONG[13:], window=200, reserve=0, count=words, memories=memories, memory_share=0.5)
+    assert kept17.trimmed > 0
 
 
 def test_the_correction_divides_the_limit() -> None:
-    _, budget = fit(HISTORY, window=1000, reserve=100, count=words, correction=2.0)
+    _, budget, _ = fit(HISTORY, window=1000, reserve=100, count=words, correction=2.0)
     assert budget.limit == 450
     assert budget.free == 450 - REPLY_PRIMING - sum(each(str(m.content)) for m in HISTORY)
     with pytest.raises(ContextLengthExceeded):
@@ -284,6 +276,7 @@ def random_prompt(rng: random.Random) -> dict[str, Any]:
         "memories": memories,
         "memory_share": rng.choice([0.0, 0.25, 0.5, 0.9, 1.0]),
         "correction": rng.choice([1.0, 1.0, 1.3, 2.0]),
+        "want": rng.choice([None, 0, 20, 100]),
     }
 
 
@@ -298,7 +291,7 @@ def test_the_prompt_with_memories_never_exceeds_the_budget() -> None:
     for _ in range(200):
         arguments = random_prompt(rng)
         try:
-            kept, budget = fit(**arguments, count=words)
+            kept, budget, text = fit(**arguments, count=words)
         except ContextLengthExceeded:
             refused += 1
             messages, core = arguments["messages"], arguments["core"]
@@ -312,5 +305,6 @@ def test_the_prompt_with_memories_never_exceeds_the_budget() -> None:
         assert budget.free == budget.limit - total
         messages = arguments["messages"]
         if leading(messages) < len(messages):
-            assert kept[-1] == messages[-1]
+            assert str(kept[-1].content) == text + str(messages[-1].content)
+            assert kept[-1].role == messages[-1].role
     assert 0 < refused < 100  # both outcomes were exercised
