@@ -18,7 +18,7 @@ from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import JsonRenderPlugin
 
 from gateway import __version__, datadir
-from gateway.chat import Chat, restore_calibration
+from gateway.chat import Chat, restore_calibration, restore_prefill
 from gateway.config import Settings
 from gateway.consolidate import Consolidator
 from gateway.errors import GatewayError, error_envelope
@@ -56,7 +56,9 @@ def create_app(settings: Settings, *, transport: httpx.AsyncBaseTransport | None
                 memory = await Memory.open(settings, ollama)
                 try:
                     await memory.start()
-                    chat = Chat(ollama, memory, count, settings, await restore_calibration(memory.journal))
+                    calibration = await restore_calibration(memory.journal)
+                    prefill = await restore_prefill(memory.journal, settings.upstream.num_parallel)
+                    chat = Chat(ollama, memory, count, settings, calibration, prefill)
                     consolidator = Consolidator(memory, ollama, count, settings)
                     app.state.update(ollama=ollama, chat=chat, memory=memory, consolidator=consolidator)
                     log.info("gateway %s in front of Ollama at %s", __version__, settings.upstream.url)

@@ -16,15 +16,16 @@ from typing import Any
 import msgspec
 from msgspec import Struct
 
-from gateway import prompt, tokens, translate
+from gateway import prefill, prompt, tokens, translate
 from gateway.config import Settings
 from gateway.errors import GatewayError, UpstreamError, error_envelope
 from gateway.identity import Identity, identify, text_of
 from gateway.journal import Journal, Turn, TurnStatus
 from gateway.memory import Memory, Recollection
 from gateway.ollama import Ollama, OllamaChatChunk
+from gateway.prefill import Prefill
 from gateway.prompt import Budget
-from gateway.protocol import ChatCompletion, ChatCompletionRequest, ChatMessage, CompletionUsage, chunk_encoder
+from gateway.protocol import ChatCompletion, ChatCompletionRequest, ChatMessage, chunk_encoder
 from gateway.tokens import Calibration, Count
 
 log = logging.getLogger(__name__)
@@ -32,7 +33,10 @@ log = logging.getLogger(__name__)
 DONE = b"data: [DONE]\n\n"
 STATEFUL_HISTORY = 200  # journal messages offered to the budget for a client that sends only the new one
 CALIBRATION_KEY = "model.calibration"  # the journal's meta key for what `Calibration` learnt
+PREFILL_KEY = "model.prefill"  # ... and for the evaluations `Prefill` learns each model's pace from
+EARLIER_TURNS = 400  # turns of a conversation whose memory blocks can be placed again
 _ratios = msgspec.json.Decoder(dict[str, list[float]])
+_paces = msgspec.json.Decoder(dict[str, list[tuple[int, int]]])
 
 
 def sse(payload: bytes) -> bytes:
@@ -48,6 +52,11 @@ class Prepared(Struct):
     recollection: Recollection
     started: float
     messages: list[ChatMessage]
+    block: str  # the memory block at the head of the newest message
+
+    @property
+    def model(self) -> str:
+        return str(self.body["model"])
 
     def headers(self) -> dict[str, str]:
         return report_headers(self.who, self.budget, self.recollection)
@@ -55,16 +64,23 @@ class Prepared(Struct):
 
 class Chat:
     def __init__(
-        self, ollama: Ollama, memory: Memory, count: Count, settings: Settings, calibration: Calibration | None = None
+        self,
+        ollama: Ollama,
+        memory: Memory,
+        count: Count,
+        settings: Settings,
+        calibration: Calibration | None = None,
+        prefill: Prefill | None = None,
     ) -> None:
         self._ollama = ollama
-        self._memory = memory
+        self.memory = memory
         self.count = count
         self._model = settings.model
         self._keep_alive = settings.upstream.keep_alive
         self._identity = settings.identity
         self._retrieval = settings.retrieval
         self.calibration = calibration or Calibration()
+        self.prefill = prefill or Prefill(settings.upstream.num_parallel)
         self._background: set[asyncio.Task[None]] = set()
 
     def model_for(self, request: ChatCompletionRequest) -> str:
@@ -77,32 +93,54 @@ class Chat:
 
     async def assemble(
         self, request: ChatCompletionRequest, who: Identity, *, recall: bool = True
-    ) -> tuple[list[ChatMessage], Budget, Recollection]:
-        """The messages to forward: the client's, with recalled memories, fitted to the budget."""
-        messages = await self._with_history(request.messages, who)
-        recollection = await self._recall(messages, who) if recall else Recollection([])
+    ) -> tuple[list[ChatMessage], Budget, Recollection, str]:
+        """The messages to forward, fitted to the budget, and the memory block added now.
+
+        The client's messages, each earlier user message with the memory block it got on its turn (from the
+        journal), and the memories recalled now at the head of the newest."""
+        messages, skipped = await self._with_history(request.messages, who)
+        placed = prompt.place(messages, await self._earlier(who), skipped)
+        injected = sum(len(e.injected) for e in placed.blocks.values())
+        fresh_recall = recall and placed.again is None
+        recollection = await self._recall(messages, who, injected) if fresh_recall else Recollection([])
         core = await self._core(who)
         limit = request.max_completion_tokens or request.max_tokens
-        kept, budget = prompt.fit(
+        model = self.model_for(request)
+        tools = tokens.tools_tokens(self.count, request.tools)
+        kept, budget, block = prompt.fit(
             messages,
             window=self._model.context_window,
             reserve=prompt.reserve_for(limit, self._model.reserve_completion),
             count=self.count,
-            tools=tokens.tools_tokens(self.count, request.tools),
+            tools=tools,
             core=core,
             memories=recollection.memories,
             memory_share=self._retrieval.memory_share,
-            correction=self.calibration.correction(self.model_for(request)),
+            correction=self.calibration.correction(model),
+            placed=placed if who.mode != "off" else None,
+            want=self.prefill.allowance(model, self._retrieval.memory_prefill_ms),
         )
-        return kept, budget, recollection
+        budget.trimmed += skipped
+        budget.bare += skipped
+        budget.fresh = self.prefill.fresh(model, prefill.segments(kept, tools, self.count), self.count)
+        return kept, budget, recollection, block
 
-    async def _recall(self, messages: list[ChatMessage], who: Identity) -> Recollection:
+    async def _earlier(self, who: Identity) -> list[prompt.Earlier]:
+        if who.mode == "off":
+            return []
+        try:
+            return await self.memory.journal.earlier(who.user, who.conversation, EARLIER_TURNS)
+        except Exception:  # memory failing never fails the chat
+            log.exception("could not read the earlier turns of conversation %s", who.conversation)
+            return []
+
+    async def _recall(self, messages: list[ChatMessage], who: Identity, placed: int) -> Recollection:
         newest = messages[-1] if messages else None
         query = text_of(newest) if newest is not None and newest.role == "user" else ""
         if who.mode == "off" or not query.strip():
             return Recollection([])
         try:
-            return await self._memory.recall(who.user, query, extra=len(messages))
+            return await self.memory.recall(who.user, query, extra=len(messages) + placed)
         except Exception as exc:  # memory failing never fails the chat
             log.exception("recall failed for user %s", who.user)
             return Recollection([], f"recall failed: {exc}")
@@ -111,22 +149,24 @@ class Chat:
         if who.mode == "off":
             return None
         try:
-            return prompt.core_message([(b.label, b.value) for b in await self._memory.journal.core(who.user)])
+            return prompt.core_message([(b.label, b.value) for b in await self.memory.journal.core(who.user)])
         except Exception:  # memory failing never fails the chat
             log.exception("could not read the core memory of user %s", who.user)
             return None
 
-    async def _with_history(self, messages: list[ChatMessage], who: Identity) -> list[ChatMessage]:
-        """For a client that names its conversation and sends only the new message: the turns before it."""
+    async def _with_history(self, messages: list[ChatMessage], who: Identity) -> tuple[list[ChatMessage], int]:
+        """For a client that names its conversation and sends only the new message: the turns before it.
+
+        Also how many older messages of the conversation were not loaded (its cut counts from its start)."""
         if not who.named or who.mode == "off" or any(m.role not in prompt.SYSTEM_ROLES for m in messages[:-1]):
-            return messages
+            return messages, 0
         try:
-            earlier = await self._memory.journal.recent(who.user, who.conversation, STATEFUL_HISTORY)
+            earlier, older = await self.memory.journal.recent(who.user, who.conversation, STATEFUL_HISTORY)
         except Exception:  # memory failing never fails the chat
             log.exception("could not read the history of conversation %s", who.conversation)
-            return messages
+            return messages, 0
         history = [ChatMessage(role="assistant" if m.role == "assistant" else "user", content=m.text) for m in earlier]
-        return messages[:-1] + history + messages[-1:]
+        return messages[:-1] + history + messages[-1:], older
 
     async def prepare(
         self,
@@ -138,7 +178,7 @@ class Chat:
     ) -> Prepared:
         who = self.identify(request, headers, key_user)
         started = time.monotonic()
-        messages, budget, recollection = await self.assemble(request, who, recall=recall)
+        messages, budget, recollection, block = await self.assemble(request, who, recall=recall)
         if budget.trimmed:
             log.info("trimmed %d old messages to fit %d tokens", budget.trimmed, budget.limit)
         body = translate.chat_body(
@@ -148,7 +188,12 @@ class Chat:
             keep_alive=self._keep_alive,
             messages=messages,
         )
-        return Prepared(who, body, budget, recollection, started, messages)
+        return Prepared(who, body, budget, recollection, started, messages, block)
+
+    def _sending(self, ready: Prepared) -> None:
+        """The model is about to read this prompt: it is what its cache will hold."""
+        tools = ready.budget.tools
+        self.prefill.record(ready.model, prefill.segments(ready.messages, tools, self.count))
 
     async def complete(
         self,
@@ -159,10 +204,11 @@ class Chat:
         recall: bool = True,
     ) -> tuple[ChatCompletion, dict[str, str]]:
         ready = await self.prepare(request, headers, key_user, recall=recall)
+        self._sending(ready)
         answer = await self._ollama.chat(ready.body)
         completion = translate.completion(answer, model=self.model_for(request))
         text = completion.choices[0].message.content or ""
-        await self.remember(ready, request, text, completion.usage, "complete")
+        await self.remember(ready, request, text, answer, "complete")
         return completion, ready.headers()
 
     async def stream(
@@ -174,6 +220,7 @@ class Chat:
             include_usage=bool(request.stream_options and request.stream_options.include_usage),
         )
         ready = await self.prepare(request, headers, key_user)
+        self._sending(ready)
         stack = AsyncExitStack()
         try:
             chunks = await stack.enter_async_context(self._ollama.chat_stream(ready.body))
@@ -184,8 +231,8 @@ class Chat:
             await stack.aclose()
             raise
 
-        async def finish(text: str, usage: CompletionUsage | None, status: TurnStatus) -> None:
-            await self.remember(ready, request, text, usage, status)
+        async def finish(text: str, final: OllamaChatChunk | None, status: TurnStatus) -> None:
+            await self.remember(ready, request, text, final, status)
 
         stream = SSEStream(stack, first, chunks, translator, finish, self.in_background)
         stream.headers = ready.headers()
@@ -196,13 +243,14 @@ class Chat:
         ready: Prepared,
         request: ChatCompletionRequest,
         answer: str,
-        usage: CompletionUsage | None,
+        final: OllamaChatChunk | None,
         status: TurnStatus,
     ) -> None:
-        """Journal the turn; a memory failure is logged, never turned into a failed chat."""
+        """Learn from Ollama's counts, then journal the turn; a memory failure is logged, never a failed chat."""
         model = self.model_for(request)
-        if usage and self.calibration.observe(model, ready.budget.limit - ready.budget.free, usage.prompt_tokens):
-            await self._keep_calibration()
+        usage = translate.usage(final) if final else None
+        if final:
+            await self._learn(model, ready.budget, final)
         newest = request.messages[-1]
         question = text_of(newest) if newest.role == "user" else ""
         who = ready.who
@@ -220,17 +268,29 @@ class Chat:
             latency_ms=round((time.monotonic() - ready.started) * 1000),
             injected=ready.budget.memory_ids,
             name=newest.name or "" if newest.role == "user" else "",
+            memories=ready.block,
+            cut=ready.budget.trimmed,
+            bare=ready.budget.bare,
         )
         try:
-            await self._memory.remember(turn)
+            await self.memory.remember(turn)
         except Exception:  # the answer is already the client's; losing the turn is logged loudly
             log.exception("could not journal a turn of user %s", who.user)
 
-    async def _keep_calibration(self) -> None:
+    async def _learn(self, model: str, budget: Budget, final: OllamaChatChunk) -> None:
+        """The token count correction and the model's pace, each kept in the journal when it moved."""
+        sent = budget.limit - budget.free
+        if self.calibration.observe(model, sent, final.prompt_eval_count):
+            await self._keep(CALIBRATION_KEY, self.calibration.ratios)
+        fresh = round(budget.fresh * self.calibration.correction(model))
+        if self.prefill.observe(model, sent, fresh, final.prompt_eval_count, final.prompt_eval_duration):
+            await self._keep(PREFILL_KEY, self.prefill.kept())
+
+    async def _keep(self, key: str, learnt: object) -> None:
         try:
-            await self._memory.journal.put(CALIBRATION_KEY, json.dumps(self.calibration.ratios))
-        except Exception:  # memory failing never fails the chat; the correction still holds until a restart
-            log.exception("could not keep the token count corrections")
+            await self.memory.journal.put(key, json.dumps(learnt))
+        except Exception:  # memory failing never fails the chat; what was learnt still holds until a restart
+            log.exception("could not keep %s", key)
 
     def in_background(self, work: Awaitable[None]) -> None:
         """Run `work` outside the request's cancel scope (a disconnected client's turn is still journaled)."""
@@ -254,6 +314,16 @@ async def restore_calibration(journal: Journal) -> Calibration:
         return Calibration()
 
 
+async def restore_prefill(journal: Journal, slots: int) -> Prefill:
+    """The models' paces learnt before the last restart (none if unreadable)."""
+    kept = await journal.get(PREFILL_KEY)
+    try:
+        return Prefill(slots, _paces.decode(kept) if kept else None)
+    except msgspec.DecodeError:
+        log.warning("ignoring unreadable prompt evaluation rates in the journal")
+        return Prefill(slots)
+
+
 def report_headers(who: Identity, budget: Budget, recollection: Recollection) -> dict[str, str]:
     """What went into the prompt, for the client to see: memory mode, memories injected, token breakdown."""
     parts = {
@@ -266,6 +336,8 @@ def report_headers(who: Identity, budget: Budget, recollection: Recollection) ->
         "memories": budget.memories,
         "free": budget.free,
         "trimmed": budget.trimmed,
+        "placed": budget.placed,
+        "fresh": budget.fresh,
     }
     headers = {
         "X-Memory": who.mode,
@@ -292,7 +364,7 @@ class SSEStream:
         first: OllamaChatChunk,
         chunks: AsyncIterator[OllamaChatChunk],
         translator: translate.ChunkTranslator,
-        finish: Callable[[str, CompletionUsage | None, TurnStatus], Awaitable[None]],
+        finish: Callable[[str, OllamaChatChunk | None, TurnStatus], Awaitable[None]],
         schedule: Callable[[Awaitable[None]], None],
     ) -> None:
         self._stack = stack
@@ -302,7 +374,7 @@ class SSEStream:
         self._finish = finish
         self._schedule = schedule
         self._text: list[str] = []
-        self._usage: CompletionUsage | None = None
+        self._final: OllamaChatChunk | None = None
         self._finished = False
         self.headers: dict[str, str] = {}
 
@@ -336,13 +408,13 @@ class SSEStream:
         if chunk.message and chunk.message.content:
             self._text.append(chunk.message.content)
         if chunk.done:
-            self._usage = translate.usage(chunk)
+            self._final = chunk
         return [sse(chunk_encoder.encode(frame)) for frame in self._translator.translate(chunk)]
 
     async def _record(self, status: TurnStatus) -> None:
         if not self._finished:
             self._finished = True
-            await self._finish("".join(self._text), self._usage, status)
+            await self._finish("".join(self._text), self._final, status)
 
     def _abandon(self) -> None:
         if not self._finished:

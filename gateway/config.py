@@ -37,6 +37,7 @@ class UpstreamSettings(Section):
     url: str = "http://127.0.0.1:11434"
     timeout_s: Annotated[float, msgspec.Meta(gt=0)] = 600.0
     keep_alive: str = "5m"
+    num_parallel: Annotated[int, msgspec.Meta(ge=1, le=64)] = 1  # Ollama's OLLAMA_NUM_PARALLEL
 
 
 class ModelSettings(Section):
@@ -71,6 +72,7 @@ class RetrievalSettings(Section):
     recency_weight: Share = 0.02
     dense_weight: Weight = 3.0  # fusion: how much the meaning leg counts against the words leg
     lexical_weight: Weight = 1.0
+    memory_prefill_ms: Annotated[float, msgspec.Meta(ge=0)] = 1500.0  # 0: no limit
 
     def __post_init__(self) -> None:
         if self.dense_weight == 0 and self.lexical_weight == 0:

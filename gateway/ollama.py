@@ -50,7 +50,8 @@ class OllamaChatChunk(Struct):
     message: OllamaMessage | None = None
     done: bool = False
     done_reason: str | None = None
-    prompt_eval_count: int = 0
+    prompt_eval_count: int = 0  # the whole prompt (Ollama 0.2 and some 0.30 counted only the uncached part)
+    prompt_eval_duration: int = 0  # nanoseconds spent on the prompt tokens the model had not cached
     eval_count: int = 0
     error: str | None = None
 

@@ -71,8 +71,8 @@ class Calibration:
     Our tokenizer is not the model's. After each answer, Ollama's `prompt_eval_count` is compared with our
     count of the prompt we sent. The correction is the highest recent ratio plus a safety margin, and never
     below 1, so a model whose tokenizer is hungrier than ours gets smaller budgets rather than cut prompts.
-    Small prompts are ignored (the chat template dominates them), and so are lower counts: Ollama counts
-    only the tokens it did not have cached.
+    Small prompts are ignored (the chat template dominates them), and so are lower counts: some Ollama
+    versions (0.2, early 0.30) counted only the tokens they did not have cached.
     """
 
     MARGIN = 0.02

@@ -10,11 +10,13 @@ from msgspec import Struct
 
 from gateway import __version__
 from gateway.auth import require_key
+from gateway.chat import Chat
 from gateway.config import Settings
 from gateway.consolidate import Consolidation, Consolidator
 from gateway.errors import GatewayError
-from gateway.memory import Memory, MemoryStatus
+from gateway.memory import MemoryStatus
 from gateway.ollama import Ollama, OllamaTags
+from gateway.prefill import Pace
 
 
 class Health(Struct):
@@ -49,6 +51,9 @@ class Status(Struct):
     models: list[str]
     memory: MemoryStatus
     consolidation: list[Consolidation]  # runs since start-up, by user
+    # per model: its learnt prompt-evaluation rate (tokens/s), and the share of the prompt tokens sent that
+    # Ollama reported evaluating (the rest it had cached)
+    prompt_evaluation: dict[str, Pace]
 
 
 class StatusController(Controller):
@@ -64,7 +69,7 @@ class StatusController(Controller):
         guards=[require_key],
     )
     async def status(
-        self, ollama: Ollama, memory: Memory, consolidator: Consolidator, settings: Settings, state: State
+        self, ollama: Ollama, chat: Chat, consolidator: Consolidator, settings: Settings, state: State
     ) -> Status:
         version, tags = await asyncio.gather(ollama.version(), ollama.tags(), return_exceptions=True)
         upstream = UpstreamStatus(url=ollama.url, reachable=isinstance(version, str))
@@ -93,8 +98,9 @@ class StatusController(Controller):
                 else None,
             ),
             models=names,
-            memory=await memory.status(),
+            memory=await chat.memory.status(),
             consolidation=list(consolidator.runs.values()),
+            prompt_evaluation=chat.prefill.paces(),
         )
 
 
