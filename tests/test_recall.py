@@ -20,9 +20,11 @@ def test_first_in_both_legs_is_fully_relevant_whatever_the_raw_scores() -> None:
 
 
 def test_words_alone_reach_a_quarter_when_both_legs_ran() -> None:
-    # the dense leg weighs DENSE_WEIGHT = 3 to the sparse leg's 1 (LoCoMo's choice)
-    assert relevance([], [hit(1, 7.3)]) == {1: 0.25}
-    assert relevance([hit(1, 0.9)], []) == {1: 0.75}
+    # the dense leg weighs DENSE_WEIGHT = 3 to the sparse leg's 1 (LoCoMo's choice); 20 is a weak words hit
+    assert relevance([], [hit(10, 7.3), hit(20, 1.0)])[20] == 0.2292
+    assert relevance([hit(10, 0.9)], []) == {10: 0.75}
+    # the best words hit is a strong exact match: it counts as if first by meaning too
+    assert relevance([], [hit(10, 7.3), hit(20, 1.0)])[10] == 1.0
 
 
 def test_words_alone_reach_one_when_only_the_sparse_leg_ran() -> None:
@@ -30,21 +32,22 @@ def test_words_alone_reach_one_when_only_the_sparse_leg_ran() -> None:
 
 
 def test_relevance_falls_off_with_rank() -> None:
-    # second in the dense leg, first in the sparse leg: (3/12 + 1/11) / (4/11) = 0.9375
-    assert relevance([hit(2, 0.9), hit(1, 0.8)], [hit(1, 7.3)]) == {1: 0.9375, 2: 0.75}
+    # second in the dense leg, first in the sparse leg: (3/12 + 1/11) / (4/11) = 0.9375 (ids far apart: no context)
+    assert relevance([hit(20, 0.9), hit(10, 0.8)], [hit(10, 7.3)]) == {10: 1.0, 20: 0.75}
+    assert relevance([hit(20, 0.9), hit(10, 0.8)], [hit(10, 7.3), hit(30, 7.0)]) == {10: 1.0, 20: 0.75, 30: 1.0}
 
 
 def test_the_weights_decide_between_the_legs() -> None:
-    semantic, lexical = [hit(1, 0.5), hit(2, 0.4)], [hit(2, 9.0), hit(1, 1.0)]
-    assert [r.id for r in fuse(semantic, lexical, threshold=0, recency_weight=0, limit=2)] == [1, 2]
-    evenly = fuse(semantic, lexical, threshold=0, recency_weight=0, limit=2, dense_weight=0.5)
-    assert [r.id for r in evenly] == [2, 1]
+    semantic, lexical = [hit(10, 0.5), hit(20, 0.4)], [hit(20, 9.0), hit(30, 8.9), hit(10, 1.0)]
+    assert [r.id for r in fuse(semantic, lexical, threshold=0, recency_weight=0, limit=2)] == [20, 30]
+    weak_words = [hit(20, 9.0), hit(30, 8.9), hit(10, 1.0)]
+    assert [r.id for r in fuse(semantic, weak_words, threshold=0, recency_weight=0, limit=3)][2] == 10
 
 
 def test_a_leg_weighing_zero_is_left_out() -> None:
-    semantic, lexical = [hit(1, 0.5)], [hit(2, 9.0), hit(1, 1.0)]
-    assert relevance_by(semantic, lexical, 3.0, 0.0) == {1: 1.0}
-    assert relevance_by(semantic, lexical, 0.0, 1.0) == {2: 1.0, 1: 0.9167}
+    semantic, lexical = [hit(10, 0.5)], [hit(20, 9.0), hit(10, 1.0)]
+    assert relevance_by(semantic, lexical, 3.0, 0.0) == {10: 1.0}
+    assert relevance_by(semantic, lexical, 0.0, 1.0) == {20: 1.0, 10: 0.9167}
 
 
 def relevance_by(semantic: list[Scored], lexical: list[Scored], dense: float, words: float) -> dict[int, float]:
@@ -53,33 +56,58 @@ def relevance_by(semantic: list[Scored], lexical: list[Scored], dense: float, wo
 
 
 def test_scores_are_rounded_to_four_places() -> None:
-    # second in the sparse leg only: (1/12) / (4/11) = 11/48 = 0.229166...
-    assert relevance([], [hit(2), hit(1)]) == {2: 0.25, 1: 0.2292}
+    # second in the sparse leg only, and weak: (1/12) / (4/11) = 11/48 = 0.229166...
+    assert relevance([], [hit(20, 1.0), hit(10, 0.5)])[10] == 0.2292
 
 
 def test_the_threshold_drops_weak_memories() -> None:
-    # 2 is second in the dense leg only: (3/12) / (4/11) = 0.6875
-    recalled = fuse([hit(1, 1.0), hit(2, 0.2)], [hit(1)], threshold=0.7, recency_weight=0.0, limit=10)
-    assert [r.id for r in recalled] == [1]
+    # 20 is second in the dense leg only: (3/12) / (4/11) = 0.6875
+    recalled = fuse([hit(10, 1.0), hit(20, 0.2)], [hit(10)], threshold=0.7, recency_weight=0.0, limit=10)
+    assert [r.id for r in recalled] == [10]
 
 
 def test_the_limit_keeps_the_best() -> None:
-    semantic = [hit(3, 0.9), hit(1, 0.8), hit(2, 0.7)]
-    recalled = fuse(semantic, [hit(1)], threshold=0.0, recency_weight=0.0, limit=2)
-    assert [r.id for r in recalled] == [1, 3]
+    semantic = [hit(30, 0.9), hit(10, 0.8), hit(20, 0.7)]
+    recalled = fuse(semantic, [hit(10)], threshold=0.0, recency_weight=0.0, limit=2)
+    assert [r.id for r in recalled] == [10, 30]
 
 
 def test_recency_breaks_a_tie_toward_the_newer_memory() -> None:
-    older, newer = hit(1, 1.0), hit(2, 0.9)  # ids grow as messages are stored
+    older, newer = hit(10, 1.0), hit(20, 1.0)  # ids grow as messages are stored
     # equally relevant: both first by words alone
     tied = fuse(None, [older, newer], threshold=0.0, recency_weight=0.1, limit=10, k=10**9)
-    assert [(r.id, r.score) for r in tied] == [(2, 1.0), (1, 1.0)]
+    assert [(r.id, r.score) for r in tied] == [(20, 1.0), (10, 1.0)]
 
 
 def test_no_recency_weight_orders_by_relevance_alone() -> None:
-    older, newer = hit(1, 1.0), hit(2, 0.9)
+    older, newer = hit(10, 1.0), hit(20, 0.9)
     recalled = fuse([older, newer], [], threshold=0.0, recency_weight=0.0, limit=10)
-    assert [r.id for r in recalled] == [1, 2]
+    assert [r.id for r in recalled] == [10, 20]
+
+
+def test_a_neighbouring_turn_of_a_good_match_gains_half_its_score() -> None:
+    """The evidence is often the reply to the turn that matched, or the question before it."""
+    semantic = [hit(100, 0.9), hit(500, 0.8), hit(102, 0.7), hit(900, 0.6)]
+    alone = relevance([hit(300, 0.9), *semantic[1:]], [])
+    near = relevance(semantic, [])
+    assert near[102] > near[500]
+    assert alone[102] < alone[500]
+    assert near[900] == alone[900]  # no neighbour found
+    assert 101 not in near  # a neighbour no leg found never comes in
+
+
+def test_one_rare_exact_word_is_not_outvoted_by_weak_meanings() -> None:
+    """The rare word's memory is first by words by far, and nowhere in the meaning ranking."""
+    semantic = [hit(n * 10, 0.31 - n / 1000) for n in range(1, 30)]  # weak meaning-only hits
+    lexical = [hit(777, 12.5), hit(20, 2.1), hit(30, 1.9)]
+    assert next(r.id for r in fuse(semantic, lexical, threshold=0, recency_weight=0, limit=3)) == 777
+
+
+def test_several_strong_words_hits_all_count() -> None:
+    lexical = [hit(700, 10.0), hit(800, 9.0), hit(900, 2.0)]
+    semantic = [hit(n * 10, 0.5) for n in range(1, 20)]
+    ranked = [r.id for r in fuse(semantic, lexical, threshold=0, recency_weight=0, limit=3)]
+    assert ranked[:2] == [700, 800]
 
 
 def test_nothing_found_is_nothing_recalled() -> None:
