@@ -38,12 +38,16 @@ def wait_for(url: str, process: subprocess.Popen[bytes], timeout: float = 30.0) 
 
 @contextmanager
 def running(
-    args: list[str], ready_url: str, env: Mapping[str, str] | None = None, log: Path | None = None
+    args: list[str],
+    ready_url: str,
+    env: Mapping[str, str] | None = None,
+    log: Path | None = None,
+    cwd: Path = ROOT,
 ) -> Iterator[subprocess.Popen[bytes]]:
-    """Run `python -m ...args` from the repository root until the block ends (stderr to `log` if given)."""
+    """Run `python -m ...args` from the repository root (or `cwd`) until the block ends (stderr to `log`)."""
     full_env = {**os.environ, **(env or {})}
     stderr = log.open("wb") if log else None
-    process = subprocess.Popen([sys.executable, "-m", *args], cwd=ROOT, env=full_env, stderr=stderr)
+    process = subprocess.Popen([sys.executable, "-m", *args], cwd=cwd, env=full_env, stderr=stderr)
     try:
         wait_for(ready_url, process)
         yield process

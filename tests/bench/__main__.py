@@ -1,11 +1,12 @@
 """Run the benchmarks and print their tables, then one summary table against the goals.
 
-    .venv/bin/uv run --group bench python -m tests.bench [locomo] [scale] [overhead] [streaming]
+    .venv/bin/uv run --group bench python -m tests.bench [locomo] [scale] [overhead] [streaming] [turns]
 
-With no names, all four: LoCoMo evidence recall through the gateway (tests/bench/locomo_gateway.py, which
+With no names, all five: LoCoMo evidence recall through the gateway (tests/bench/locomo_gateway.py, which
 also redraws tests/bench/locomo_recall.png), recall at scale on the embedded engine (recall_scale.py:
-10k, 100k and 1M memories; about 15 minutes of the 20 the whole run takes), the gateway's overhead beside
-LiteLLM's proxy (overhead.py) and streaming (streaming.py). `BENCH_QUICK=1` makes each one small.
+10k, 100k and 1M memories), the gateway's overhead beside LiteLLM's proxy (overhead.py), streaming
+(streaming.py) and the turns of a long chat as the model pays for them (turns.py). `BENCH_QUICK=1` makes
+each one small.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ BENCHMARKS = {  # name: the module's command line
     "scale": ["tests.bench.recall_scale"],
     "overhead": ["tests.bench.overhead"],
     "streaming": ["tests.bench.streaming"],
+    "turns": ["tests.bench.turns"],
 }
 
 
@@ -50,11 +52,16 @@ def summary(folder: Path) -> str:
     """One row per headline figure that was measured, with its goal."""
     locomo, scale = recorded(folder, "locomo"), recorded(folder, "scale")
     overhead, streaming = recorded(folder, "overhead"), recorded(folder, "streaming")
+    turns = recorded(folder, "turns")
     litellm = overhead.get("litellm_rps", math.nan)
     rows: list[tuple[str, float | str | None, str, str]] = [
         ("LoCoMo evidence recall, 8K prompt: hybrid", locomo.get("hybrid"), "{:.3f}", "≥ 0.90"),
         ("LoCoMo evidence recall, 8K prompt: words alone", locomo.get("lexical"), "{:.3f}", "BM25 0.73 in 4K"),
         ("LoCoMo evidence recall, 8K prompt: meaning alone", locomo.get("dense"), "{:.3f}", "MiniLM 0.81 in 4K"),
+        ("LoCoMo evidence recall, 2K memory tokens: hybrid", locomo.get("budget_2000"), "{:.3f}", "≥ 0.85"),
+        ("40-turn chat: tokens evaluated afresh, median", turns.get("fresh_p50"), "{:,.0f}", "≤ 1,500"),
+        ("40-turn chat: tokens evaluated afresh, mean", turns.get("fresh_mean"), "{:,.0f}", "≤ 2,500"),
+        ("40-turn chat: share of the evidence in the prompt", turns.get("share"), "{:.3f}", "≥ 0.89"),
         *(
             (
                 f"recall p50 / p95 ms, {size:,} memories",

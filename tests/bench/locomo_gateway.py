@@ -35,12 +35,15 @@ from typing import Any
 
 import httpx
 
+from gateway.prefill import PRIOR_RATE
 from tests import processes
 from tests.bench import locomo
 from tests.bench.locomo_recall import MODES, WINDOWS, row
 from tests.bench.plot import RESULTS, draw
 from tests.bench.results import record
 
+BUDGETED = "hybrid, memory budget"  # the runs at a memory budget, by tokens
+BUDGETS = (1000, 2000, 4000, 8000)
 EMBEDDING_MODEL = "nomic-embed-text"  # the fake embeds with MiniLM under any model name it lists
 CONCURRENCY = 4  # questions in flight: enough to keep both processes busy on two cores
 INDEX_TIMEOUT = 1800.0  # seconds; embedding the 4,124 turns without the cache takes about seven minutes
@@ -105,9 +108,13 @@ async def wait_indexed(client: httpx.AsyncClient, messages: int, dense: bool) ->
 
 
 def evidence_lines(conv: locomo.Conversation, q: locomo.Question) -> list[str]:
-    """The lines the prompt's memory block would give the question's evidence turns."""
-    turns = [conv.by_id[e] for e in q.evidence if e in conv.by_id]
-    return [f"[{t.created_at:%Y-%m-%d %H:%M}] {t.speaker}: {t.text}\n" for t in turns]
+    """The texts of the question's evidence turns."""
+    return [conv.by_id[e].text for e in q.evidence if e in conv.by_id]
+
+
+def quoted(prompt: str, text: str) -> bool:
+    """The memory block quotes `text` as a line of its own, with or without its speaker."""
+    return f"\n{text}\n" in prompt or f": {text}\n" in prompt
 
 
 async def ask(client: httpx.AsyncClient, conv: locomo.Conversation, q: locomo.Question, n: int) -> Answer:
@@ -119,7 +126,7 @@ async def ask(client: httpx.AsyncClient, conv: locomo.Conversation, q: locomo.Qu
         raise RuntimeError(f"recall was degraded: {context['degraded']}")
     prompt = "".join(m["content"] for m in context["messages"] if isinstance(m.get("content"), str))
     lines = evidence_lines(conv, q)
-    share = sum(line in prompt for line in lines) / len(lines)
+    share = sum(quoted(prompt, line) for line in lines) / len(lines)
     return Answer(q.category, share, context["budget"]["memories"])
 
 
@@ -160,39 +167,49 @@ async def measure(url: str, conversations: list[locomo.Conversation], fresh: boo
         return summarise(await ask_all(client, conversations))
 
 
-def run(conversations: list[locomo.Conversation], windows: list[int]) -> dict[str, dict[int, Figures]]:
-    """Every mode at every window, each a gateway process, printing a row as each finishes."""
+def run(
+    conversations: list[locomo.Conversation], windows: list[int], budgets: list[int]
+) -> dict[str, dict[int, Figures]]:
+    """Every mode at every window, then the hybrid at every memory budget, each a gateway process."""
     results: dict[str, dict[int, Figures]] = defaultdict(dict)
+    runs = [(mode, window, {"GATEWAY_MODEL_CONTEXT_WINDOW": str(window)}) for mode in MODES for window in windows]
+    runs += [(BUDGETED, budget, budget_settings(budget)) for budget in budgets]
     with tempfile.TemporaryDirectory() as root, minilm_ollama() as fake:
         imported: set[str] = set()
-        for mode in MODES:
-            data_dir, env = SETUPS[mode]
-            for window in windows:
-                started = time.monotonic()
-                settings = {**env, "GATEWAY_MODEL_CONTEXT_WINDOW": str(window)}
-                with processes.gateway(fake, Path(root) / data_dir, None, None, **settings) as url:
-                    dense = bool(env["GATEWAY_EMBEDDING_MODEL"])
-                    figures = asyncio.run(measure(url, conversations, data_dir not in imported, dense))
-                imported.add(data_dir)
-                results[mode][window] = figures
-                print(row(f"{mode}, window {window}", figures), flush=True)
-                print(f"{mode}, window {window}: {time.monotonic() - started:.0f} s", file=sys.stderr)
+        for mode, size, extra in runs:
+            started = time.monotonic()
+            data_dir, env = SETUPS["hybrid" if mode == BUDGETED else mode]
+            settings = {**env, "GATEWAY_RETRIEVAL_MEMORY_PREFILL_MS": "0", **extra}
+            with processes.gateway(fake, Path(root) / data_dir, None, None, **settings) as url:
+                dense = bool(env["GATEWAY_EMBEDDING_MODEL"])
+                figures = asyncio.run(measure(url, conversations, data_dir not in imported, dense))
+            imported.add(data_dir)
+            results[mode][size] = figures
+            print(row(f"{mode}, {size}", figures), flush=True)
+            print(f"{mode}, {size}: {time.monotonic() - started:.0f} s", file=sys.stderr)
     return results
 
 
-def main(windows: list[int], plot: Path | None) -> None:
+def budget_settings(budget: int) -> dict[str, str]:
+    """A 16K window with at most `budget` memory tokens: the time a model at the assumed pace reads them in
+    (/memory/context never asks the model, so the gateway keeps assuming that pace)."""
+    ms = budget / PRIOR_RATE * 1000
+    return {"GATEWAY_MODEL_CONTEXT_WINDOW": "16384", "GATEWAY_RETRIEVAL_MEMORY_PREFILL_MS": str(ms)}
+
+
+def main(windows: list[int], budgets: list[int], plot: Path | None) -> None:
     conversations = locomo.load()
     quick = bool(os.environ.get("BENCH_QUICK"))
     if quick:  # the README test: one conversation, its first questions, one window
         conversations = conversations[:1]
         conversations[0].questions[40:] = []
-        windows = [8192]
+        windows, budgets = [8192], []
     questions = sum(q.category <= 4 for c in conversations for q in c.questions)
     print(f"LoCoMo dev through the gateway: {len(conversations)} conversations, {questions} questions (categories 1-4)")
     header = "| setting | " + " | ".join([*locomo.CATEGORIES.values()][:4]) + " | overall | memory tokens |"
     print(header + "\n|" + "---|" * (header.count("|") - 1), flush=True)
     started = time.monotonic()
-    results = run(conversations, windows)
+    results = run(conversations, windows, budgets)
     print(f"\nall runs: {time.monotonic() - started:.0f} s")
     day = f"{date.today():%Y-%m-%d}"
     source = (
@@ -201,7 +218,8 @@ def main(windows: list[int], plot: Path | None) -> None:
         " for the answer"
     )
     at_8k = {mode: figures[8192]["overall"] for mode, figures in results.items() if 8192 in figures}
-    record("locomo", at_8k)
+    budgeted = {f"budget_{size}": figures["overall"] for size, figures in results.get(BUDGETED, {}).items()}
+    record("locomo", {**at_8k, **budgeted})
     if not quick:
         RESULTS.parent.mkdir(parents=True, exist_ok=True)
         RESULTS.write_text(json.dumps({"date": day, "source": source, "results": results}, indent=1))
@@ -212,6 +230,7 @@ def main(windows: list[int], plot: Path | None) -> None:
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--windows", type=int, nargs="+", default=list(WINDOWS), help="context windows to try")
+    parser.add_argument("--budgets", type=int, nargs="*", default=list(BUDGETS), help="memory budgets to try")
     parser.add_argument("--plot", type=Path, help="also draw recall against memory tokens to this PNG")
     options = parser.parse_args()
-    main(options.windows, options.plot)
+    main(options.windows, options.budgets, options.plot)

@@ -41,6 +41,7 @@ from tests.bench.minilm_cache import CACHE, CachedMiniLM
 CANDIDATES = 400  # per leg: more than fit in any budget tried
 MODES = ("lexical", "dense", "hybrid")
 WINDOWS = (2048, 3072, 4096, 6144, 8192, 12288, 16384)  # the sweep's, and the gateway harness's
+BUDGETS = (1000, 2000, 4000, 8000)  # memory tokens
 
 
 def embed_transport(embeddings: CachedMiniLM) -> httpx.MockTransport:
@@ -115,6 +116,7 @@ class Knobs:
     rrf_k: int = RRF_K
     dense_weight: float = DENSE_WEIGHT
     window: int = 8192
+    budget: int | None = None  # the most memory tokens (the time budget's share of a turn)
 
 
 def evidence_recall(asked: list[Asked], knobs: Knobs, count: Callable[[str], int]) -> dict[str, float]:
@@ -134,13 +136,14 @@ def evidence_recall(asked: list[Asked], knobs: Knobs, count: Callable[[str], int
             dense_weight=knobs.dense_weight,
         )
         memories = [recalled(a.stored[r.id], r.score) for r in ranked]
-        _, budget = prompt.fit(
+        _, budget, _ = prompt.fit(
             [ChatMessage(role="user", content=a.question)],
             window=knobs.window,
             reserve=1024,
             count=count,
             memories=memories,
             memory_share=knobs.memory_share,
+            want=knobs.budget,
         )
         shares[a.category].append(len(a.evidence & set(budget.memory_ids)) / len(a.evidence))
         tokens.append(budget.memories)
@@ -214,6 +217,9 @@ async def main(do_sweep: bool, reuse: bool) -> None:
     print(header + "\n|" + "---|" * (header.count("|") - 1), flush=True)
     for mode in MODES:
         print(row(f"{mode}, defaults", evidence_recall(asked[mode], product, count)), flush=True)
+    for budget in BUDGETS:  # a new conversation in a 16K window, the memory tokens capped
+        knobs = replace(product, window=16384, budget=budget)
+        print(row(f"hybrid, {budget} memory tokens", evidence_recall(asked["hybrid"], knobs, count)), flush=True)
     if do_sweep:
         sweep(asked, product, count)
 

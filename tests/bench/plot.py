@@ -27,10 +27,15 @@ DEFAULT = Path(__file__).resolve().parent / "locomo_recall.png"
 GOAL = 0.90
 BASELINES = [("plain BM25", 4000, 0.73), ("MiniLM alone", 4000, 0.81)]  # the issue's: (name, tokens, recall)
 LINES = {  # mode: (label, colour)
-    "lexical": ("words alone (BM25)", "tab:orange"),
-    "dense": ("meaning alone (MiniLM)", "tab:blue"),
-    "hybrid": ("hybrid (the gateway)", "tab:green"),
+    "lexical": ("words alone (BM25), by window", "tab:orange"),
+    "dense": ("meaning alone (MiniLM), by window", "tab:blue"),
+    "hybrid": ("hybrid (the gateway), by window", "tab:green"),
+    "hybrid, memory budget": ("hybrid, memory tokens capped at 1K, 2K, 4K, 8K", "tab:red"),
 }
+# Before the memory block moved into the user message (commit 2b50821: a line per memory, `[date time]
+# speaker: text`, and fusion without neighbours or exact matches), at the same caps: the in-process harness
+# (tests/bench/locomo_recall.py), 2026-11-29.
+BEFORE = [(993, 0.674), (1993, 0.786), (3992, 0.849), (7676, 0.916)]
 Figures = dict[str, float]
 
 
@@ -43,6 +48,7 @@ def draw(results: dict[str, dict[int, Figures]], path: Path, day: str, source: s
         axes.plot(xs, ys, marker="o", color=colour, label=label)
         if mode == "hybrid":
             label_windows(axes, points)
+    axes.plot(*zip(*BEFORE, strict=True), marker="x", linestyle="--", color="gray", label="hybrid before, capped")
     for name, tokens, recall in BASELINES:
         axes.scatter([tokens], [recall], marker="*", s=160, color="dimgray", zorder=3)
         axes.annotate(f"{name} (the issue)", (tokens, recall), xytext=(8, -4), textcoords="offset points")
