@@ -72,7 +72,7 @@ class RetrievalSettings(Section):
     recency_weight: Share = 0.02
     dense_weight: Weight = 3.0  # fusion: how much the meaning leg counts against the words leg
     lexical_weight: Weight = 1.0
-    memory_prefill_ms: Annotated[float, msgspec.Meta(ge=0)] = 1500.0  # 0: no limit
+    memory_prefill_ms: Annotated[float, msgspec.Meta(ge=0)] = 1250.0  # 0: no limit
 
     def __post_init__(self) -> None:
         if self.dense_weight == 0 and self.lexical_weight == 0:

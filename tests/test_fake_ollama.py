@@ -15,7 +15,8 @@ import pytest
 from gateway import tokens, translate
 from gateway.protocol import ChatMessage, ToolDefinition
 from tests import processes
-from tests.fake_ollama import FakeOllama, prompt_tokens, render
+from tests.fake_ollama import FakeOllama
+from tests.fake_prompt import prompt_tokens, render
 
 MODEL = "qwen3:4b"
 SYSTEM = "You are a careful assistant. Answer in one short paragraph, and say so when you do not know."

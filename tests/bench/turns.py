@@ -1,18 +1,21 @@
 """A chat's turns as the model pays for them: tokens evaluated afresh, time to first token, memory, evidence.
 
-    .venv/bin/uv run --group bench python -m tests.bench.turns [--turns 40] [--baseline REV]
+    .venv/bin/uv run --group bench python -m tests.bench.turns [--turns 40] [--baseline REV] [--conversations ...]
 
-A user whose LoCoMo conversation was imported (conv-42: 629 turns, through `POST /memory/import`) holds a chat
-whose messages are that conversation's questions (categories 1-4), answered by the fake Ollama in about 120
-words, streamed, as two kinds of client send it: Open WebUI (the whole history each time, its user and chat
-headers) and a client that names its conversation and sends only the new message (`X-Conversation-Id`). The
-fake models Ollama's prompt cache (one slot): its `prompt_eval_count` is what a real Ollama would evaluate, and
-it reports a prompt-evaluation rate the gateway learns: 700 tokens/s (a laptop) or 5,000 (a gaming GPU).
+A user whose LoCoMo conversation was imported (through `POST /memory/import`; by default three of them in
+turn, conv-42, conv-41 and conv-43, of 629 to 680 turns) holds a chat whose messages are that conversation's
+questions (categories 1-4), answered by the fake Ollama in about 120 words, streamed, as two kinds of client
+send it: Open WebUI (`full`: the whole history each time, its user and chat headers) and a client that names
+its conversation and sends only the new message (`named`, `X-Conversation-Id`). The fake models Ollama's
+prompt cache (one slot) and reports a prompt-evaluation rate the gateway learns: 700, 1,000 or 5,000 tokens
+a second (an older laptop, a recent one, a gaming GPU).
 
-Per turn: the tokens evaluated afresh and their time at the run's rate, the memory tokens the turn added, and
-the share of the question's evidence turns that are in the prompt. Beside it: the same chat straight to the
-fake (no memory) and the gateway of an earlier commit (`--baseline`, by default the last one before this
-prompt layout), run from a git worktree. `BENCH_QUICK=1`: eight turns at 700 tokens/s, no baseline.
+Per turn: the tokens the model evaluated afresh (the fake's cache; Ollama itself reports the whole prompt)
+and their time at the run's rate, the memory tokens the turn added, and the share of the question's evidence
+turns that are in the prompt. Beside it: the same chat straight to the fake (no memory) and the gateway of an
+earlier commit (`--baseline`, by default the last one before this prompt layout), run from a git worktree.
+The per-turn table is the first conversation's; the summary is over all of them. `BENCH_QUICK=1`: one
+conversation, eight turns, 1,000 tokens/s, no baseline.
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+from collections import defaultdict
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -41,7 +45,8 @@ from tests.bench.results import record
 
 MODEL = "qwen3:4b"
 ANSWER_WORDS = 120
-RATES = (700, 5000)  # prompt tokens/s: a 4B model on a laptop, and on a gaming GPU
+RATES = (700, 1000, 5000)  # prompt tokens/s: a 4B model on an older laptop, a recent one, a gaming GPU
+CONVERSATIONS = ("conv-42", "conv-41", "conv-43")  # 629, 663 and 680 turns
 BASELINE = "2b50821"  # the last commit with the memory block as a system message after the system prompt
 STYLES = {"full": "whole history (Open WebUI)", "named": "named conversation, new message only"}
 
@@ -197,56 +202,73 @@ def worktree(rev: str) -> Iterator[Path]:
             subprocess.run([*git, "worktree", "remove", "--force", str(path)], check=True, capture_output=True)
 
 
-def summary(name: str, turns: list[Turn], rates: tuple[int, ...]) -> str:
+def summary(name: str, turns: list[Turn], rate: int) -> str:
     fresh = [t.fresh for t in turns]
-    ttft = " | ".join(f"{statistics.median(fresh) / rate:.2f}" for rate in rates)
     return (
-        f"| {name} | {statistics.median(fresh):,.0f} | {statistics.fmean(fresh):,.0f} | {ttft} |"
-        f" {statistics.fmean(t.memory for t in turns):,.0f} | {statistics.fmean(t.prompt for t in turns):,.0f} |"
-        f" {statistics.fmean(t.share for t in turns):.3f} |"
+        f"| {name} | {rate:,} | {statistics.median(fresh):,.0f} | {statistics.fmean(fresh):,.0f} |"
+        f" {statistics.median(fresh) / rate:.2f} | {statistics.fmean(t.memory for t in turns):,.0f} |"
+        f" {statistics.fmean(t.prompt for t in turns):,.0f} | {statistics.fmean(t.share for t in turns):.3f} |"
     )
 
 
 def per_turn(results: dict[str, list[Turn]]) -> str:
     names = list(results)
-    lines = ["| turn | " + " | ".join(f"{n}: fresh / memory / share" for n in names) + " |"]
-    lines.append("|---:|" + "---|" * len(names))
+    lines = ["| turn | " + " | ".join(names) + " |", "|---:|" + "---|" * len(names)]
     for n in range(len(next(iter(results.values())))):
         cells = [f"{r[n].fresh:,} / {r[n].memory:,} / {r[n].share:.2f}" for r in results.values()]
         lines.append(f"| {n + 1} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
-def main(turns: int, baseline: str | None) -> None:
+def chats(
+    conv: locomo.Conversation, turns: int, rates: tuple[int, ...], baseline: str | None, fake: str, folder: Path
+) -> dict[tuple[str, int], list[Turn]]:
+    """Every setup's chat over one conversation: (setup, rate) -> its turns."""
+    questions = chosen_questions(conv, turns)
+    data = prepared(processes.ROOT, fake, conv, folder / conv.sample_id)
+    results: dict[tuple[str, int], list[Turn]] = {}
+    direct = run(Setup("straight to Ollama", "full", rates[0], None), fake, conv, questions, data)
+    results.update({("straight to Ollama", rate): direct for rate in rates})
+    for style in STYLES:
+        for rate in rates:
+            results[style, rate] = run(Setup(style, style, rate, processes.ROOT), fake, conv, questions, data)
+    if baseline:
+        with worktree(baseline) as code:
+            old = prepared(code, fake, conv, folder / f"{conv.sample_id}-baseline")
+            for style in STYLES:
+                turns_before = run(Setup(style, style, rates[0], code), fake, conv, questions, old)
+                results.update({(f"{style}, layout of {baseline}", rate): turns_before for rate in rates})
+    print(f"{conv.sample_id}: done", file=sys.stderr, flush=True)
+    return results
+
+
+def main(turns: int, baseline: str | None, names: list[str]) -> None:
     quick = bool(os.environ.get("BENCH_QUICK"))
-    rates = RATES[:1] if quick else RATES
-    conv = next(c for c in locomo.load() if c.sample_id == "conv-42")
-    questions = chosen_questions(conv, 8 if quick else turns)
-    print(f"LoCoMo {conv.sample_id} ({len(conv.turns)} turns) imported; a chat of {len(questions)} of its questions")
-    results: dict[str, list[Turn]] = {}
-    with fake_ollama() as fake, tempfile.TemporaryDirectory() as folder:
-        data = prepared(processes.ROOT, fake, conv, Path(folder))
-        setups = [Setup("straight to Ollama", "full", rates[0], None)]
-        setups += [Setup(f"{s}, {r:,} tok/s", s, r, processes.ROOT) for s in STYLES for r in rates]
-        for setup in setups:
-            results[setup.name] = run(setup, fake, conv, questions, data)
-            print(f"{setup.name}: done", file=sys.stderr, flush=True)
-        if baseline and not quick:
-            with worktree(baseline) as code:
-                old = prepared(code, fake, conv, Path(folder) / "baseline")
-                for style in STYLES:
-                    name = f"{style}, layout of {baseline}"
-                    results[name] = run(Setup(name, style, rates[0], code), fake, conv, questions, old)
+    rates = (1000,) if quick else RATES
+    conversations = [c for c in locomo.load() if c.sample_id in (names[:1] if quick else names)]
+    turns = 8 if quick else turns
     print(
-        "\nPer turn: tokens evaluated afresh / memory tokens added / share of the question's evidence in the prompt\n"
+        f"Chats of {turns} questions over {', '.join(f'{c.sample_id} ({len(c.turns)} turns)' for c in conversations)}"
     )
-    print(per_turn(results))
-    seconds = " | ".join(f"first token p50 at {r:,} tok/s, s" for r in rates)
-    print(f"\n| setup | fresh p50 | fresh mean | {seconds} | memory added | prompt | evidence share |")
-    print("|---|---:|---:|" + "---:|" * len(rates) + "---:|---:|---:|")
-    for name, figures in results.items():
-        print(summary(name, figures, rates))
-    headline = results[f"full, {rates[0]:,} tok/s"]
+    results: dict[tuple[str, int], list[Turn]] = defaultdict(list)
+    with fake_ollama() as fake, tempfile.TemporaryDirectory() as folder:
+        for n, conv in enumerate(conversations):
+            chat = chats(conv, turns, rates, None if quick else baseline, fake, Path(folder))
+            if n == 0:
+                print(
+                    f"\n{conv.sample_id}, per turn: tokens evaluated afresh / memory tokens added / share of the"
+                    " question's evidence in the prompt\n"
+                )
+                print(per_turn({f"{name}, {rate:,} tok/s": t for (name, rate), t in chat.items() if name in STYLES}))
+            for key, figures in chat.items():
+                results[key] += figures
+    print(
+        "\n| setup | tokens/s | fresh p50 | fresh mean | first token p50, s | memory added | prompt | evidence share |"
+    )
+    print("|---|---:|---:|---:|---:|---:|---:|---:|")
+    for (name, rate), figures in sorted(results.items(), key=lambda item: (item[0][1], item[0][0])):
+        print(summary(name, figures, rate))
+    headline = results["full", 1000]
     record(
         "turns",
         {
@@ -261,5 +283,6 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--turns", type=int, default=40, help="questions asked in the chat")
     parser.add_argument("--baseline", default=BASELINE, help="a git revision to compare with ('' for none)")
+    parser.add_argument("--conversations", nargs="+", default=list(CONVERSATIONS), help="LoCoMo sample ids")
     options = parser.parse_args()
-    main(options.turns, options.baseline or None)
+    main(options.turns, options.baseline or None, options.conversations)
