@@ -90,6 +90,7 @@ def render(memories: Sequence[Recalled]) -> str:
     return "".join(parts)
 
 
+@functools.lru_cache(maxsize=65_536)  # recalled memories come back request after request
 def _gist(text: str) -> frozenset[str]:
     """What makes two memories say the same: their words, whatever the case, punctuation and order."""
     return frozenset(_WORDS.findall(text.lower()))

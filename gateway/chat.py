@@ -34,7 +34,7 @@ log = logging.getLogger(__name__)
 STATEFUL_HISTORY = 200  # journal messages offered to the budget for a client that sends only the new one
 CALIBRATION_KEY = "model.calibration"  # the journal's meta key for what `Calibration` learnt
 PREFILL_KEY = "model.prefill"  # ... and for the evaluations `Prefill` learns each model's pace from
-EARLIER_TURNS = 400  # turns of a conversation whose memory blocks can be placed again
+EARLIER_TURNS = 100  # newest turns whose blocks can be placed again (an 8K window holds a handful)
 _ratios = msgspec.json.Decoder(dict[str, list[float]])
 _paces = msgspec.json.Decoder(dict[str, list[tuple[int, int]]])
 
@@ -95,7 +95,7 @@ class Chat:
         The client's messages, each earlier user message with the memory block it got on its turn (from the
         journal), and the memories recalled now at the head of the newest."""
         messages, skipped = await self._with_history(request.messages, who)
-        placed = prompt.place(messages, await self._earlier(who), skipped)
+        placed = await self._placed(messages, who, skipped)
         injected = sum(len(e.injected) for e in placed.blocks.values())
         fresh_recall = recall and placed.again is None
         recollection = await self._recall(messages, who, injected) if fresh_recall else Recollection([])
@@ -113,7 +113,7 @@ class Chat:
             memories=recollection.memories,
             memory_share=self._retrieval.memory_share,
             correction=self.calibration.correction(model),
-            placed=placed if who.mode != "off" else None,
+            placed=placed,
             want=self.prefill.allowance(model, self._retrieval.memory_prefill_ms),
         )
         budget.trimmed += skipped
@@ -121,14 +121,19 @@ class Chat:
         budget.fresh = self.prefill.fresh(model, prefill.segments(kept, tools, self.count), self.count)
         return kept, budget, recollection, block
 
-    async def _earlier(self, who: Identity) -> list[prompt.Earlier]:
-        if who.mode == "off":
-            return []
+    async def _placed(self, messages: list[ChatMessage], who: Identity, skipped: int) -> prompt.Placed:
+        """What the conversation's earlier turns fixed in its prompt: their blocks and where it starts."""
+        lone = all(m.role in prompt.SYSTEM_ROLES for m in messages[:-1])
+        if who.mode == "off" or (lone and not who.named):  # nothing to place, nor a regenerate to know
+            return prompt.place(messages, [])
+        journal = self.memory.journal
         try:
-            return await self.memory.journal.earlier(who.user, who.conversation, EARLIER_TURNS)
+            earlier = await journal.earlier(who.user, who.conversation, EARLIER_TURNS)
+            placed = prompt.place(messages, earlier, skipped, named=who.named)
+            return placed.loaded(await journal.blocks(placed.loading()))
         except Exception:  # memory failing never fails the chat
             log.exception("could not read the earlier turns of conversation %s", who.conversation)
-            return []
+            return prompt.place(messages, [])
 
     async def _recall(self, messages: list[ChatMessage], who: Identity, placed: int) -> Recollection:
         newest = messages[-1] if messages else None

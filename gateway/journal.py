@@ -11,7 +11,7 @@ import asyncio
 import contextlib
 import json
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Collection, Sequence
 from pathlib import Path
 from typing import Literal
 
@@ -308,17 +308,30 @@ class Journal:
         return [StoredMessage(*row[:-1]) for row in reversed(rows)], older
 
     async def earlier(self, user: str, conversation: str, limit: int) -> list[Earlier]:
-        """The newest `limit` turns of a conversation, oldest first: the user's words and what their prompt got."""
+        """The newest `limit` turns of a conversation, oldest first: the user's words and what their prompt got
+        (whether it had a memory block, not the block and its memories: `blocks` reads those)."""
         async with self._lock:
             rows = await self._db.execute_fetchall(
-                "SELECT m.text, t.memories, t.injected, t.cut, t.bare FROM turns t JOIN messages m ON m.turn_id = t.id"
-                " AND m.role = 'user' WHERE t.user = ? AND t.conversation = ? ORDER BY t.id DESC LIMIT ?",
+                # through the conversation's messages (indexed); a block is there when memories were injected
+                "SELECT t.id, m.text, t.injected != '[]', t.cut, t.bare FROM messages m JOIN turns t"
+                " ON t.id = m.turn_id WHERE m.user = ? AND m.conversation = ? AND m.role = 'user'"
+                " ORDER BY m.id DESC LIMIT ?",
                 (user, conversation, limit),
             )
         return [
-            Earlier(text, memories, json.loads(ids), cut, bare)
-            for text, memories, ids, cut, bare in reversed(list(rows))
+            Earlier(question=text, turn=id, blocked=bool(blocked), cut=cut, bare=bare)
+            for id, text, blocked, cut, bare in reversed(list(rows))
         ]
+
+    async def blocks(self, turns: Collection[int]) -> dict[int, tuple[str, list[int]]]:
+        """The memory blocks these turns' prompts got, and the memories in them, by turn."""
+        if not turns:
+            return {}
+        async with self._lock:
+            rows = await self._db.execute_fetchall(
+                f"SELECT id, memories, injected FROM turns WHERE id IN ({', '.join('?' * len(turns))})", list(turns)
+            )
+        return {id: (text, json.loads(ids)) for id, text, ids in rows}
 
     async def pending(self, limit: int = 256, *, lexical_only: bool = False) -> list[StoredMessage]:
         """Messages the index lacks, oldest first; with `lexical_only`, also those indexed without a dense vector."""

@@ -19,9 +19,9 @@ leaving out those already in the prompt.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
-from msgspec import Struct
+from msgspec import Struct, structs
 
 from gateway import block
 from gateway.block import Recalled
@@ -56,11 +56,13 @@ class Budget(Struct):
     memory_ids: list[int] = []  # the recalled memories that went in now
 
 
-class Earlier(Struct, frozen=True):
+class Earlier(Struct, frozen=True, kw_only=True):
     """An earlier turn of this conversation as the journal holds it: the user's words and what they got."""
 
     question: str
-    block: str = ""  # the memory block sent with the question
+    turn: int = 0  # its id in the journal
+    blocked: bool = False  # it got a memory block
+    block: str = ""  # that block, once loaded (only blocks still to be placed are)
     injected: list[int] = []  # the memories in that block
     cut: int = 0  # conversation messages the prompt of that turn left out
     bare: int = 0  # conversation messages before which that turn's prompt placed no block again
@@ -74,12 +76,31 @@ class Placed(Struct):
     bare: int  # index of the first history message whose block is placed again (a trim lets older ones go)
     again: Earlier | None = None  # the newest message repeats the turn after the last placed (a regenerate)
 
+    def loading(self) -> set[int]:
+        """The journal turns whose blocks this prompt places: from `bare` on, and a regenerated one's."""
+        return {e.turn for i, e in self.blocks.items() if i >= self.bare} | ({self.again.turn} if self.again else set())
 
-def place(messages: Sequence[ChatMessage], earlier: Sequence[Earlier], skipped: int = 0) -> Placed:
+    def loaded(self, blocks: Mapping[int, tuple[str, list[int]]]) -> Placed:
+        """With the blocks' text and memories, from the journal by turn."""
+
+        def filled(e: Earlier) -> Earlier:
+            text, injected = blocks[e.turn]
+            return structs.replace(e, block=text, injected=injected)
+
+        with_text = {i: filled(e) for i, e in self.blocks.items() if e.turn in blocks}
+        again = filled(self.again) if self.again and self.again.turn in blocks else None
+        return Placed(with_text, self.first, self.bare, again)
+
+
+def place(
+    messages: Sequence[ChatMessage], earlier: Sequence[Earlier], skipped: int = 0, *, named: bool = True
+) -> Placed:
     """Match the history's user messages to the journal's turns, in order, by their words.
 
     `skipped`: conversation messages before `messages` that the caller did not load (its cut is counted
-    from the conversation's start)."""
+    from the conversation's start). A lone message that repeats the conversation's first is taken for a
+    regenerate only in a conversation the client named: without a name, it may be the same question asked
+    again another day."""
     lead = leading_system(messages)
     blocks: dict[int, Earlier] = {}
     at = 0
@@ -90,11 +111,11 @@ def place(messages: Sequence[ChatMessage], earlier: Sequence[Earlier], skipped: 
         match = next((k for k in range(at, len(earlier)) if earlier[k].question == words), None)
         if match is not None:
             at = match + 1
-            if earlier[match].block:
+            if earlier[match].blocked:
                 blocks[i] = earlier[match]
     again = None
-    if at < len(earlier) and messages and messages[-1].role == "user":
-        again = earlier[at] if earlier[at].question == text_of(messages[-1]) and earlier[at].block else None
+    if at < len(earlier) and (at or named) and messages and messages[-1].role == "user":
+        again = earlier[at] if earlier[at].question == text_of(messages[-1]) and earlier[at].blocked else None
     first = lead + max(0, earlier[-1].cut - skipped) if earlier else lead
     bare = lead + max(0, earlier[-1].bare - skipped) if earlier else lead
     return Placed(blocks, first, bare, again)
@@ -135,26 +156,19 @@ def fit(
     end = max(lead, len(messages) - 1)  # the history is messages[lead:end]
     share = int(room * memory_share) if memories or placed.again else 0
     owed = min(share, want if want is not None else share)  # what memory may claim from the history
-    first = _at_turn(messages, placed.first if lead <= placed.first <= end else lead, end)
-    bare = min(max(placed.bare, first), end)
-    shown = _shown(messages, placed, bare, count)
-    if sum(shown[first:end]) + owed // 2 > room:  # memory would get under half its part: trim
-        bare, shown = end, plain  # the blocks of earlier turns go first, then the oldest messages
-        target = int((room - owed) * KEEP)
-        if sum(plain[first:end]) > target:
-            first = _cut(messages, plain, first, end, target)
+    first, bare, shown = _hold_or_cut(messages, placed, plain, end, room - owed // 2, int((room - owed) * KEEP), count)
     history = sum(shown[first:end])
     kept_blocks = {i: e for i, e in placed.blocks.items() if i >= bare}
-
     if placed.again is not None:  # a regenerated turn gets its block again: the model has it cached
         text, chosen_ids = placed.again.block, list(placed.again.injected)
-    else:
+    elif lead < len(messages):
         carried = {text_of(m) for m in [*messages[:lead], *messages[first:], *([core] if core else [])]}
         injected = {id for e in kept_blocks.values() for id in e.injected}
         offered = [m for m in memories if m.id not in injected and m.text not in carried]
-        room_now = room - history if want is None else min(want, room - history)
-        text, chosen = block.choose(offered, room_now if lead < len(messages) else 0, count)
+        text, chosen = block.choose(offered, room - history if want is None else min(want, room - history), count)
         chosen_ids = [m.id for m in chosen]
+    else:
+        text, chosen_ids = "", []
     last = [with_block(messages[-1], text) if text else messages[-1]] if lead < len(messages) else []
     memory_size = message_tokens(count, last[0]) - newest if text else 0
     if memory_size > room - history:  # a regenerate's old block no longer fits: leave it out
@@ -185,6 +199,24 @@ def fit(
 
 def _span(messages: Sequence[ChatMessage], start: int, stop: int) -> list[tuple[int, ChatMessage]]:
     return [(i, messages[i]) for i in range(start, stop)]
+
+
+def _hold_or_cut(
+    messages: Sequence[ChatMessage], placed: Placed, plain: list[int], end: int, room: int, target: int, count: Count
+) -> tuple[int, int, list[int]]:
+    """Where the history starts, where earlier blocks start, and each message's tokens as sent.
+
+    The last turn's cut holds while the history fits in `room`; else the earlier blocks go, and the oldest
+    messages until the history takes at most `target`."""
+    lead = leading_system(messages)
+    first = _at_turn(messages, placed.first if lead <= placed.first <= end else lead, end)
+    bare = min(max(placed.bare, first), end)
+    shown = _shown(messages, placed, bare, count)
+    if sum(shown[first:end]) <= room:
+        return first, bare, shown
+    if sum(plain[first:end]) > target:
+        first = _cut(messages, plain, first, end, target)
+    return first, end, plain
 
 
 def _shown(messages: Sequence[ChatMessage], placed: Placed, bare: int, count: Count) -> list[int]:

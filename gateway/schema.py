@@ -65,7 +65,6 @@ MIGRATIONS: list[str] = [
     ALTER TABLE turns ADD COLUMN memories TEXT NOT NULL DEFAULT '';
     ALTER TABLE turns ADD COLUMN cut INTEGER NOT NULL DEFAULT 0;
     ALTER TABLE turns ADD COLUMN bare INTEGER NOT NULL DEFAULT 0;
-    CREATE INDEX turns_by_conversation ON turns(user, conversation, id);
     """,
 ]
 

@@ -154,3 +154,18 @@ def test_the_learnt_pace_survives_a_restart(fake: Fake, tmp_path: Path, eval_cou
     with processes.gateway(fake.url, tmp_path) as url:
         kept = httpx.get(url + "/status").json()["prompt_evaluation"]["qwen3:4b"]["rate"]
     assert kept == pytest.approx(learnt, rel=0.05)  # kept whenever it moved by more than 5%
+
+
+def test_a_regenerated_answer_is_asked_with_the_same_prompt(gateway: str, fake: Fake) -> None:
+    headers = {"X-OpenWebUI-User-Id": "ann", "X-OpenWebUI-Chat-Id": "regenerate"}
+    asked = {"role": "user", "content": QUESTIONS[0]}
+    answer = chat(gateway, [asked], headers).json()["choices"][0]["message"]
+    httpx.post(gateway + "/memory/add", json={"content": "Lena's quartet plays Haydn", "user_id": "ann"})
+    wait_indexed(gateway, len(FACTS) + 3)  # and the first turn's two messages
+    follow_up = [asked, answer, {"role": "user", "content": "What does Lena's quartet play?"}]
+    chat(gateway, follow_up, headers)
+    first = fake.requests()[-1]["messages"]
+    assert "Lena's quartet plays Haydn" in first[-1]["content"]
+    chat(gateway, follow_up, headers)  # Open WebUI's regenerate: the same branch, once more
+    assert fake.requests()[-1]["messages"] == first  # the same block, though recall might find others now
+    assert fake.evaluations()[-1][1] == 1  # the model has all of it cached

@@ -35,6 +35,26 @@ async def test_a_turn_is_two_messages_queued_for_the_index(tmp_path: Path) -> No
         await journal.close()
 
 
+async def test_each_turn_keeps_what_its_prompt_got(tmp_path: Path) -> None:
+    """The user's words in the messages; the block sent with them, its memories and the cut, in the turn."""
+    journal = await Journal.open(tmp_path / "journal.db")
+    try:
+        await journal.record(turn("q0"))
+        await journal.record(turn("q1", memories="<memories>\nx\n</memories>\n\n", injected=[4, 5], cut=2, bare=6))
+        await journal.record(turn("elsewhere", conversation="c2", memories="other"))
+        earlier = await journal.earlier("ann", "c1", 10)
+        assert [(e.question, e.blocked, e.cut, e.bare, e.block) for e in earlier] == [
+            ("q0", False, 0, 0, ""),
+            ("q1", True, 2, 6, ""),  # the block itself is read only when it is placed again
+        ]
+        assert await journal.blocks([earlier[1].turn]) == {earlier[1].turn: ("<memories>\nx\n</memories>\n\n", [4, 5])}
+        assert [m.text for m in (await journal.recent("ann", "c1", 10))[0]] == ["q0", "ok", "q1", "ok"]
+        assert [e.question for e in await journal.earlier("ann", "c1", 1)] == ["q1"]
+        assert (await journal.recent("ann", "c1", 2))[1] == 2  # messages older than those returned
+    finally:
+        await journal.close()
+
+
 async def test_recent_is_per_user_and_conversation_oldest_first(tmp_path: Path) -> None:
     journal = await Journal.open(tmp_path / "journal.db")
     try:

@@ -58,7 +58,19 @@ class Conversation:
         self.client += [newest, answer]
         if newest.role == "user":
             self.journal += [newest, answer]
-            self.earlier.append(Earlier(text_of(newest), text, ids, *where))
+            cut, bare = where
+            turn = len(self.earlier) + 1
+            self.earlier.append(
+                Earlier(
+                    question=text_of(newest),
+                    turn=turn,
+                    blocked=bool(text),
+                    block=text,
+                    injected=ids,
+                    cut=cut,
+                    bare=bare,
+                )
+            )
 
 
 def turn(conv: Conversation, window: int, want: int | None) -> tuple[list[ChatMessage], tuple[int, int], bool]:
@@ -168,3 +180,15 @@ def test_the_block_is_written_with_its_own_words() -> None:
     text, chosen = block.choose(memories, 1000, words)
     assert chosen == memories
     assert text == block.OPEN + "1970-01-01\nAnn: we fly to Oslo\n" + block.CLOSE
+
+
+def test_a_lone_question_asked_again_is_a_regenerate_only_in_a_named_conversation() -> None:
+    """Without a name the conversation is a fingerprint of its first message: the same question another day."""
+    asked = [ChatMessage(role="user", content="what is new?")]
+    earlier = [Earlier(question="what is new?", turn=7, blocked=True)]
+    assert place(asked, earlier, named=True).again == earlier[0]
+    assert place(asked, earlier, named=False).again is None
+    assert place(asked, earlier, named=True).loading() == {7}
+    placed = place(asked, earlier).loaded({7: ("<memories>\nx\n</memories>\n\n", [3])})
+    assert placed.again is not None
+    assert (placed.again.block, placed.again.injected) == ("<memories>\nx\n</memories>\n\n", [3])

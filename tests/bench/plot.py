@@ -51,7 +51,7 @@ def draw(results: dict[str, dict[int, Figures]], path: Path, day: str, source: s
     axes.plot(*zip(*BEFORE, strict=True), marker="x", linestyle="--", color="gray", label="hybrid before, capped")
     for name, tokens, recall in BASELINES:
         axes.scatter([tokens], [recall], marker="*", s=160, color="dimgray", zorder=3)
-        axes.annotate(f"{name} (the issue)", (tokens, recall), xytext=(8, -4), textcoords="offset points")
+        axes.annotate(f"{name} (the issue)", (tokens, recall), xytext=(-10, -4), textcoords="offset points", ha="right")
     axes.axhline(GOAL, linestyle="--", color="black", linewidth=1, label=f"goal {GOAL:.2f}")
     axes.set_ylim(top=1.0)
     axes.set_xlim(left=0)
@@ -60,7 +60,7 @@ def draw(results: dict[str, dict[int, Figures]], path: Path, day: str, source: s
     axes.set_ylabel("share of the evidence turns in the prompt")
     figure.suptitle(f"LoCoMo (dev split): evidence recall against the memory budget, {day}", fontsize=12)
     axes.set_title(source, fontsize=8.5)
-    axes.legend(loc="lower right")
+    axes.legend(loc="lower right", fontsize=8)
     figure.savefig(path)
     plt.close(figure)
 
