@@ -70,7 +70,7 @@ class RetrievalSettings(Section):
     relevance_threshold: Share = 0.05
     memory_share: Share = 0.5
     recency_weight: Share = 0.02
-    dense_weight: Weight = 3.0  # fusion: how much the meaning leg counts against the words leg
+    dense_weight: Weight = 2.0  # fusion: how much the meaning leg counts against the words leg
     lexical_weight: Weight = 1.0
     memory_prefill_ms: Annotated[float, msgspec.Meta(ge=0)] = 1250.0  # 0: no limit
 

@@ -28,13 +28,12 @@ from operator import itemgetter
 from gateway.index import Scored
 
 RRF_K = 10
-DENSE_WEIGHT = 3.0
+DENSE_WEIGHT = 2.0
 LEXICAL_WEIGHT = 1.0
 STRONG = 0.8  # of the best words hit's score: a strong exact match
 SPREAD = 0.5  # of the best neighbour's score that a memory gains
 REACH = 2  # ids either side that count as neighbours
 PIN = 1.0  # of the best score that a strong exact match gains at last
-_NEAR = [d for d in range(-REACH, REACH + 1) if d]
 
 
 def fuse(
@@ -60,7 +59,10 @@ def fuse(
     strong = _strong(lexical) if lexical and lexical_weight > 0 else {}
     for i, share in strong.items():
         fused[i] += share * lexical_weight / (k + 1) / best
-    fused = {i: score + SPREAD * max(get(i + d, 0.0) for d in _NEAR) for i, score in fused.items()}
+    fused = {  # the neighbours within REACH = 2, spelt out: this runs for every candidate
+        i: score + SPREAD * max(get(i - 2, 0.0), get(i - 1, 0.0), get(i + 1, 0.0), get(i + 2, 0.0))
+        for i, score in fused.items()
+    }
     if strong:
         lift = PIN * max(fused.values())
         for i, share in strong.items():

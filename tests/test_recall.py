@@ -19,10 +19,10 @@ def test_first_in_both_legs_is_fully_relevant_whatever_the_raw_scores() -> None:
     assert relevance([hit(1, 0.31)], [hit(1, 7.3)]) == {1: 1.0}
 
 
-def test_words_alone_reach_a_quarter_when_both_legs_ran() -> None:
-    # the dense leg weighs DENSE_WEIGHT = 3 to the sparse leg's 1 (LoCoMo's choice); 20 is a weak words hit
-    assert relevance([], [hit(10, 7.3), hit(20, 1.0)])[20] == 0.2292
-    assert relevance([hit(10, 0.9)], []) == {10: 0.75}
+def test_words_alone_reach_a_third_when_both_legs_ran() -> None:
+    # the dense leg weighs DENSE_WEIGHT = 2 to the sparse leg's 1 (LoCoMo's choice); 20 is a weak words hit
+    assert relevance([], [hit(10, 7.3), hit(20, 1.0)])[20] == 0.3056  # (1/12) / (3/11)
+    assert relevance([hit(10, 0.9)], []) == {10: 0.6667}
     # the best words hit is a strong exact match: it counts as if first by meaning too
     assert relevance([], [hit(10, 7.3), hit(20, 1.0)])[10] == 1.0
 
@@ -32,9 +32,9 @@ def test_words_alone_reach_one_when_only_the_sparse_leg_ran() -> None:
 
 
 def test_relevance_falls_off_with_rank() -> None:
-    # second in the dense leg, first in the sparse leg: (3/12 + 1/11) / (4/11) = 0.9375 (ids far apart: no context)
-    assert relevance([hit(20, 0.9), hit(10, 0.8)], [hit(10, 7.3)]) == {10: 1.0, 20: 0.75}
-    assert relevance([hit(20, 0.9), hit(10, 0.8)], [hit(10, 7.3), hit(30, 7.0)]) == {10: 1.0, 20: 0.75, 30: 1.0}
+    # 10 first in the words leg (a strong match, so lifted to 1), 20 first by meaning only: (2/11) / (3/11)
+    assert relevance([hit(20, 0.9), hit(10, 0.8)], [hit(10, 7.3)]) == {10: 1.0, 20: 0.6667}
+    assert relevance([hit(20, 0.9), hit(10, 0.8)], [hit(10, 7.3), hit(30, 7.0)]) == {10: 1.0, 20: 0.6667, 30: 1.0}
 
 
 def test_the_weights_decide_between_the_legs() -> None:
@@ -56,12 +56,12 @@ def relevance_by(semantic: list[Scored], lexical: list[Scored], dense: float, wo
 
 
 def test_scores_are_rounded_to_four_places() -> None:
-    # second in the sparse leg only, and weak: (1/12) / (4/11) = 11/48 = 0.229166...
-    assert relevance([], [hit(20, 1.0), hit(10, 0.5)])[10] == 0.2292
+    # second in the sparse leg only, and weak: (1/12) / (3/11) = 11/36 = 0.30555...
+    assert relevance([], [hit(20, 1.0), hit(10, 0.5)])[10] == 0.3056
 
 
 def test_the_threshold_drops_weak_memories() -> None:
-    # 20 is second in the dense leg only: (3/12) / (4/11) = 0.6875
+    # 20 is second in the dense leg only: (2/12) / (3/11) = 0.6111
     recalled = fuse([hit(10, 1.0), hit(20, 0.2)], [hit(10)], threshold=0.7, recency_weight=0.0, limit=10)
     assert [r.id for r in recalled] == [10]
 
