@@ -49,6 +49,7 @@ class Prepared(Struct):
     started: float
     messages: list[ChatMessage]
     block: str  # the memory block at the head of the newest message
+    parts: list[prefill.Segment]  # the prompt as the model's template lays it out
 
     @property
     def model(self) -> str:
@@ -89,8 +90,8 @@ class Chat:
 
     async def assemble(
         self, request: ChatCompletionRequest, who: Identity, *, recall: bool = True
-    ) -> tuple[list[ChatMessage], Budget, Recollection, str]:
-        """The messages to forward, fitted to the budget, and the memory block added now.
+    ) -> tuple[list[ChatMessage], Budget, Recollection, str, list[prefill.Segment]]:
+        """The messages to forward, fitted to the budget, the memory block added now, and the prompt's parts.
 
         The client's messages, each earlier user message with the memory block it got on its turn (from the
         journal), and the memories recalled now at the head of the newest."""
@@ -118,8 +119,9 @@ class Chat:
         )
         budget.trimmed += skipped
         budget.bare += skipped
-        budget.fresh = self.prefill.fresh(model, prefill.segments(kept, tools, self.count), self.count)
-        return kept, budget, recollection, block
+        parts = prefill.segments(kept, tools, self.count)
+        budget.fresh = self.prefill.fresh(model, parts, self.count)
+        return kept, budget, recollection, block, parts
 
     async def _placed(self, messages: list[ChatMessage], who: Identity, skipped: int) -> prompt.Placed:
         """What the conversation's earlier turns fixed in its prompt: their blocks and where it starts."""
@@ -179,7 +181,7 @@ class Chat:
     ) -> Prepared:
         who = self.identify(request, headers, key_user)
         started = time.monotonic()
-        messages, budget, recollection, block = await self.assemble(request, who, recall=recall)
+        messages, budget, recollection, block, parts = await self.assemble(request, who, recall=recall)
         if budget.trimmed:
             log.info("trimmed %d old messages to fit %d tokens", budget.trimmed, budget.limit)
         body = translate.chat_body(
@@ -189,12 +191,11 @@ class Chat:
             keep_alive=self._keep_alive,
             messages=messages,
         )
-        return Prepared(who, body, budget, recollection, started, messages, block)
+        return Prepared(who, body, budget, recollection, started, messages, block, parts)
 
     def _sending(self, ready: Prepared) -> None:
         """The model is about to read this prompt: it is what its cache will hold."""
-        tools = ready.budget.tools
-        self.prefill.record(ready.model, prefill.segments(ready.messages, tools, self.count))
+        self.prefill.record(ready.model, ready.parts)
 
     async def complete(
         self,
