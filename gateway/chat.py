@@ -16,10 +16,10 @@ from typing import Any
 import msgspec
 from msgspec import Struct
 
-from gateway import prefill, prompt, tokens, translate
+from gateway import branch, prefill, prompt, tokens, translate
 from gateway.config import Settings
 from gateway.errors import UpstreamError
-from gateway.identity import Identity, identify, text_of
+from gateway.identity import Identity, identify, text_of, words_of
 from gateway.journal import Journal, Turn, TurnStatus
 from gateway.memory import Memory, Recollection
 from gateway.ollama import Ollama, OllamaChatChunk
@@ -34,6 +34,10 @@ log = logging.getLogger(__name__)
 STATEFUL_HISTORY = 200  # journal messages offered to the budget for a client that sends only the new one
 CALIBRATION_KEY = "model.calibration"  # the journal's meta key for what `Calibration` learnt
 PREFILL_KEY = "model.prefill"  # ... and for the evaluations `Prefill` learns each model's pace from
+TOOLS_ADVICE = (
+    "Open WebUI sends its built-in tools with native function calling: turn them off per model"
+    " (Admin Panel > Settings > Models > the model > Capabilities > Builtin Tools)"
+)
 EARLIER_TURNS = 100  # newest turns whose blocks can be placed again (an 8K window holds a handful)
 _ratios = msgspec.json.Decoder(dict[str, list[float]])
 _paces = msgspec.json.Decoder(dict[str, list[tuple[int, int]]])
@@ -50,6 +54,8 @@ class Prepared(Struct):
     messages: list[ChatMessage]
     block: str  # the memory block at the head of the newest message
     parts: list[prefill.Segment]  # the prompt as the model's template lays it out
+    placed: branch.Placed  # what the conversation's earlier turns fixed, and the turns the branch leaves
+    asked: str  # the user's own words in the newest message
 
     @property
     def model(self) -> str:
@@ -79,6 +85,7 @@ class Chat:
         self.calibration = calibration or Calibration()
         self.prefill = prefill or Prefill(settings.upstream.num_parallel)
         self._background: set[asyncio.Task[None]] = set()
+        self._warned_tools: set[str] = set()
 
     def model_for(self, request: ChatCompletionRequest) -> str:
         return request.model or self._model.default
@@ -89,17 +96,18 @@ class Chat:
         return identify(headers, request.messages, self._identity, body_user=request.user, key_user=key_user)
 
     async def assemble(
-        self, request: ChatCompletionRequest, who: Identity, *, recall: bool = True
-    ) -> tuple[list[ChatMessage], Budget, Recollection, str, list[prefill.Segment]]:
-        """The messages to forward, fitted to the budget, the memory block added now, and the prompt's parts.
+        self, request: ChatCompletionRequest, who: Identity, asked: str, *, recall: bool = True
+    ) -> tuple[list[ChatMessage], Budget, Recollection, str, list[prefill.Segment], branch.Placed]:
+        """The messages to forward, fitted to the budget, the memory block added now, the prompt's parts, and
+        what the conversation's earlier turns fixed.
 
         The client's messages, each earlier user message with the memory block it got on its turn (from the
-        journal), and the memories recalled now at the head of the newest."""
+        journal), and the memories recalled now (for `asked`, the user's words) at the head of the newest."""
         messages, skipped = await self._with_history(request.messages, who)
-        placed = await self._placed(messages, who, skipped)
+        placed = await self._placed(messages, who, skipped, asked)
         injected = sum(len(e.injected) for e in placed.blocks.values())
-        fresh_recall = recall and placed.again is None
-        recollection = await self._recall(messages, who, injected) if fresh_recall else Recollection([])
+        fresh_recall = recall and placed.again is None and messages[-1].role == "user"
+        recollection = await self._recall(asked, who, injected, placed.left()) if fresh_recall else Recollection([])
         core = await self._core(who)
         limit = request.max_completion_tokens or request.max_tokens
         model = self.model_for(request)
@@ -121,29 +129,29 @@ class Chat:
         budget.bare += skipped
         parts = prefill.segments(kept, tools, self.count)
         budget.fresh = self.prefill.fresh(model, parts, self.count)
-        return kept, budget, recollection, block, parts
+        return kept, budget, recollection, block, parts, placed
 
-    async def _placed(self, messages: list[ChatMessage], who: Identity, skipped: int) -> prompt.Placed:
-        """What the conversation's earlier turns fixed in its prompt: their blocks and where it starts."""
+    async def _placed(self, messages: list[ChatMessage], who: Identity, skipped: int, asked: str) -> branch.Placed:
+        """What the conversation's earlier turns fixed in its prompt (their blocks and where it starts), and
+        the turns its branch leaves."""
         lone = all(m.role in prompt.SYSTEM_ROLES for m in messages[:-1])
         if who.mode == "off" or (lone and not who.named):  # nothing to place, nor a regenerate to know
-            return prompt.place(messages, [])
+            return branch.place(messages, [])
         journal = self.memory.journal
         try:
             earlier = await journal.earlier(who.user, who.conversation, EARLIER_TURNS)
-            placed = prompt.place(messages, earlier, skipped, named=who.named)
+            placed = branch.place(messages, earlier, skipped, named=who.named, asked=asked)
             return placed.loaded(await journal.blocks(placed.loading()))
         except Exception:  # memory failing never fails the chat
             log.exception("could not read the earlier turns of conversation %s", who.conversation)
-            return prompt.place(messages, [])
+            return branch.place(messages, [])
 
-    async def _recall(self, messages: list[ChatMessage], who: Identity, placed: int) -> Recollection:
-        newest = messages[-1] if messages else None
-        query = text_of(newest) if newest is not None and newest.role == "user" else ""
+    async def _recall(self, query: str, who: Identity, placed: int, left: list[int]) -> Recollection:
+        """The memories for the user's words, leaving out the turns the user just left behind."""
         if who.mode == "off" or not query.strip():
             return Recollection([])
         try:
-            return await self.memory.recall(who.user, query, extra=len(messages) + placed)
+            return await self.memory.recall(who.user, query, extra=placed, leave=left)
         except Exception as exc:  # memory failing never fails the chat
             log.exception("recall failed for user %s", who.user)
             return Recollection([], f"recall failed: {exc}")
@@ -158,10 +166,11 @@ class Chat:
             return None
 
     async def _with_history(self, messages: list[ChatMessage], who: Identity) -> tuple[list[ChatMessage], int]:
-        """For a client that names its conversation and sends only the new message: the turns before it.
+        """For a client that asks for its stored history (`history_headers`) and sends only the new message:
+        the turns before it. (Open WebUI names its chats too, but always sends the branch the user is on.)
 
         Also how many older messages of the conversation were not loaded (its cut counts from its start)."""
-        if not who.named or who.mode == "off" or any(m.role not in prompt.SYSTEM_ROLES for m in messages[:-1]):
+        if not who.replay or who.mode == "off" or any(m.role not in prompt.SYSTEM_ROLES for m in messages[:-1]):
             return messages, 0
         try:
             earlier, older = await self.memory.journal.recent(who.user, who.conversation, STATEFUL_HISTORY)
@@ -181,9 +190,11 @@ class Chat:
     ) -> Prepared:
         who = self.identify(request, headers, key_user)
         started = time.monotonic()
-        messages, budget, recollection, block, parts = await self.assemble(request, who, recall=recall)
+        asked = words_of(request.messages[-1])
+        messages, budget, recollection, block, parts, placed = await self.assemble(request, who, asked, recall=recall)
         if budget.trimmed:
             log.info("trimmed %d old messages to fit %d tokens", budget.trimmed, budget.limit)
+        self._heavy_tools(self.model_for(request), budget)
         body = translate.chat_body(
             request,
             model=self.model_for(request),
@@ -191,7 +202,21 @@ class Chat:
             keep_alive=self._keep_alive,
             messages=messages,
         )
-        return Prepared(who, body, budget, recollection, started, messages, block, parts)
+        return Prepared(who, body, budget, recollection, started, messages, block, parts, placed, asked)
+
+    def _heavy_tools(self, model: str, budget: Budget) -> None:
+        """Say once per model when tool definitions take over half the prompt's budget."""
+        if not tools_over_half(budget) or model in self._warned_tools:
+            return
+        self._warned_tools.add(model)
+        log.warning(
+            "tool definitions take %d of the %d prompt tokens for %s, over half, leaving memory and history"
+            " little room; %s",
+            budget.tools,
+            budget.limit,
+            model,
+            TOOLS_ADVICE,
+        )
 
     def _sending(self, ready: Prepared) -> None:
         """The model is about to read this prompt: it is what its cache will hold."""
@@ -254,10 +279,13 @@ class Chat:
         if final:
             await self._learn(model, ready.budget, final)
         newest = request.messages[-1]
-        question = text_of(newest) if newest.role == "user" else ""
-        who = ready.who
+        question = ready.asked if newest.role == "user" else ""
+        who, placed = ready.who, ready.placed
         if who.mode != "on" or not (question or answer):
             return
+        replaces = [e.turn for e in placed.leaving]
+        if continued := placed.continued:  # the turn gets its whole answer
+            question, answer, replaces = continued.question, text_of(newest) + answer, [*replaces, continued.turn]
         turn = Turn(
             user=who.user,
             conversation=who.conversation,
@@ -268,11 +296,13 @@ class Chat:
             prompt_tokens=usage.prompt_tokens if usage else 0,
             completion_tokens=usage.completion_tokens if usage else 0,
             latency_ms=round((time.monotonic() - ready.started) * 1000),
-            injected=ready.budget.memory_ids,
+            injected=continued.injected if continued else ready.budget.memory_ids,
             name=newest.name or "" if newest.role == "user" else "",
-            memories=ready.block,
+            memories=continued.block if continued else ready.block,
             cut=ready.budget.trimmed,
             bare=ready.budget.bare,
+            replaces=replaces,
+            revives=[e.turn for e in placed.returning],
         )
         try:
             await self.memory.remember(turn)
@@ -326,6 +356,10 @@ async def restore_prefill(journal: Journal, slots: int) -> Prefill:
         return Prefill(slots)
 
 
+def tools_over_half(budget: Budget) -> bool:
+    return budget.tools * 2 > budget.limit
+
+
 def report_headers(who: Identity, budget: Budget, recollection: Recollection) -> dict[str, str]:
     """What went into the prompt, for the client to see: memory mode, memories injected, token breakdown."""
     parts = {
@@ -341,12 +375,16 @@ def report_headers(who: Identity, budget: Budget, recollection: Recollection) ->
         "placed": budget.placed,
         "fresh": budget.fresh,
     }
+    if tools_over_half(budget):
+        parts["tools_over_half"] = 1
     headers = {
         "X-Memory": who.mode,
         "X-Memory-Injected": str(len(budget.memory_ids)),
         "X-Prompt-Tokens": str(budget.limit - budget.free),
         "X-Prompt-Budget": "; ".join(f"{key}={value}" for key, value in parts.items()),
     }
+    if tools_over_half(budget):
+        headers["X-Prompt-Warning"] = f"tool definitions take {budget.tools} of {budget.limit} prompt tokens"
     if recollection.degraded and who.mode != "off":
         headers["X-Memory-Degraded"] = recollection.degraded.encode("ascii", "replace").decode()[:200]
     return headers

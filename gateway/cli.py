@@ -35,7 +35,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         from gateway import check
 
         return asyncio.run(check.run(settings, str(config.find_config(args.config, os.environ) or "defaults")))
-    if args.command in ("reindex", "import", "export", "consolidate"):
+    if args.command in ("reindex", "import", "export", "consolidate", "forget"):
         from gateway import commands
 
         if busy := _owning_data_dir(settings):
@@ -46,6 +46,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return asyncio.run(commands.consolidate(settings, args.user))
         if args.command == "import":
             return asyncio.run(commands.import_file(settings, Path(args.file), args.user))
+        if args.command == "forget":
+            return asyncio.run(commands.forget_conversation(settings, args.user, args.conversation))
         return asyncio.run(commands.export_user(settings, args.user, Path(args.output) if args.output else None))
     _parser().print_help()
     return 2
@@ -93,6 +95,12 @@ def _parser() -> argparse.ArgumentParser:
     export_cmd.add_argument("--user", required=True, help="the user")
     export_cmd.add_argument("-o", "--output", help="the file to write (default: standard output)")
     export_cmd.add_argument("--config", help=CONFIG_HELP)
+    forget_cmd = commands.add_parser("forget", help="forget one conversation of a user (journal and index)")
+    forget_cmd.add_argument("--user", required=True, help="the user")
+    forget_cmd.add_argument(
+        "--conversation", required=True, help="its id (Open WebUI's chat id: the end of the chat's address)"
+    )
+    forget_cmd.add_argument("--config", help=CONFIG_HELP)
     return parser
 
 

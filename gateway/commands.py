@@ -77,6 +77,18 @@ async def export_user(settings: Settings, user: str, output: Path | None) -> int
     return 0
 
 
+async def forget_conversation(settings: Settings, user: str, conversation: str) -> int:
+    """Forget one conversation of a user; 1 if there was none."""
+    async with opened(settings) as memory:
+        deleted = await memory.forget_conversation(user, conversation)
+        await memory.index.flush()
+    if not deleted:
+        print(f"gateway: no conversation {conversation!r} for user {user}", file=sys.stderr)
+        return 1
+    print(f"gateway: forgot {deleted} messages of conversation {conversation} of user {user}")
+    return 0
+
+
 async def consolidate(settings: Settings, user: str | None) -> int:
     """Consolidate one user's older conversations, or every user's."""
     count, _ = load_counter(settings.model.tokenizer)

@@ -84,12 +84,15 @@ class IdentitySettings(Section):
     conversation_headers: list[str] = msgspec.field(
         default_factory=lambda: ["X-OpenWebUI-Chat-Id", "X-Conversation-Id"]
     )
+    # conversation headers of clients that send only their new message: the stored turns go before it
+    history_headers: list[str] = msgspec.field(default_factory=lambda: ["X-Conversation-Id"])
     default_user: str = "default"
 
 
 class AuthSettings(Section):
     keys: dict[str, str] = msgspec.field(default_factory=dict)
     admin_keys: list[str] = msgspec.field(default_factory=list)
+    proxy_keys: list[str] = msgspec.field(default_factory=list)  # a trusted front end's: it names its users
     open_network: bool = False
 
 
@@ -153,7 +156,8 @@ LOOPBACK = ("127.0.0.1", "localhost", "::1")
 
 def _check_exposure(settings: Settings, origin: str) -> None:
     """Without API keys anyone who can connect reaches every user's memory: only loopback, unless told."""
-    if settings.auth.keys or settings.auth.admin_keys or settings.auth.open_network or settings.server.host in LOOPBACK:
+    auth = settings.auth
+    if auth.keys or auth.admin_keys or auth.proxy_keys or auth.open_network or settings.server.host in LOOPBACK:
         return
     raise ConfigError(
         f"{origin}: [server] host {settings.server.host} would serve every user's memory to the network without"

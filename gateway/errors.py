@@ -3,6 +3,7 @@
 GatewayError
 ├── InvalidRequest                400 invalid_request_error
 │   ├── UnsupportedParameter      400 invalid_request_error / unsupported_parameter
+│   ├── UnnamedUser               400 invalid_request_error / missing_user
 │   └── ContextLengthExceeded     400 invalid_request_error / context_length_exceeded
 ├── ModelNotFound                 404 invalid_request_error / model_not_found
 ├── PayloadTooLarge               413 invalid_request_error / payload_too_large
@@ -22,6 +23,7 @@ Each class sets its status, type and code; one handler in `app.py` turns any of 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 
@@ -90,6 +92,18 @@ class Unauthorized(GatewayError):
     def __init__(self) -> None:
         super().__init__(
             "Incorrect or missing API key. Send `Authorization: Bearer <key>` with a key from [auth] keys."
+        )
+
+
+class UnnamedUser(InvalidRequest):
+    code = "missing_user"
+
+    def __init__(self, headers: Sequence[str]) -> None:
+        super().__init__(
+            "This API key is a proxy key ([auth] proxy_keys): a front end serving many people with one key must"
+            f" name the person in a header ({', '.join(headers)}), so that each keeps their own memory. In Open"
+            " WebUI, set ENABLE_FORWARD_USER_INFO_HEADERS=true.",
+            param=headers[0] if headers else None,
         )
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Literal
 
 from msgspec import Struct
@@ -22,6 +22,7 @@ class Identity(Struct, frozen=True):
     conversation: str
     mode: MemoryMode
     named: bool = False  # the client named the conversation (a header), rather than us fingerprinting it
+    replay: bool = False  # the client sends only its new message: the stored turns go before it
 
 
 def identify(
@@ -37,14 +38,20 @@ def identify(
     Conversation: a conversation header, else a fingerprint of the conversation's opening messages, which
     stay the same as a client resends a growing history.
     """
-    user = key_user or _first_header(headers, settings.user_headers) or body_user or settings.default_user
-    named = _first_header(headers, settings.conversation_headers)
+    user = key_user or named_user(headers, settings.user_headers) or body_user or settings.default_user
+    header, named = _first_header(headers, settings.conversation_headers)
     return Identity(
         user=user,
         conversation=named or fingerprint(user, messages),
         mode=memory_mode(headers, messages),
         named=named is not None,
+        replay=header.lower() in (h.lower() for h in settings.history_headers),
     )
+
+
+def named_user(headers: Mapping[str, str], names: Sequence[str]) -> str | None:
+    """The user the first of these identity headers names, if any."""
+    return _first_header(headers, names)[1]
 
 
 def memory_mode(headers: Mapping[str, str], messages: list[ChatMessage]) -> MemoryMode:
@@ -64,15 +71,21 @@ def fingerprint(user: str, messages: list[ChatMessage]) -> str:
     return "fp-" + digest[:20]
 
 
+def words_of(message: ChatMessage) -> str:
+    """The user's own words in a message, without what a front end wrapped them in."""
+    return text_of(message)
+
+
 def text_of(message: ChatMessage) -> str:
     if isinstance(message.content, str):
         return message.content
     return "\n".join(part.text for part in message.content or () if isinstance(part, TextContentPart))
 
 
-def _first_header(headers: Mapping[str, str], names: list[str]) -> str | None:
+def _first_header(headers: Mapping[str, str], names: Sequence[str]) -> tuple[str, str | None]:
+    """The first of these headers that has a value: its name and value ("", None when none has)."""
     for name in names:
         value = headers.get(name.lower(), "").strip()
         if value:
-            return value
-    return None
+            return name, value
+    return "", None

@@ -18,7 +18,7 @@ from typing import Literal
 import aiosqlite
 from msgspec import Struct
 
-from gateway.prompt import Earlier
+from gateway.branch import Earlier
 from gateway.schema import migrate
 
 TurnStatus = Literal["complete", "partial"]
@@ -42,6 +42,8 @@ class Turn(Struct, kw_only=True):
     memories: str = ""  # the memory block sent at the head of the question (the question is kept without it)
     cut: int = 0  # conversation messages the prompt left out
     bare: int = 0  # conversation messages before which the prompt placed no earlier memory block
+    replaces: list[int] = []  # turns of the conversation this one leaves behind (regenerated, edited away)
+    revives: list[int] = []  # turns left behind before that are on the user's branch again
 
 
 class StoredMessage(Struct):
@@ -53,12 +55,13 @@ class StoredMessage(Struct):
     text: str
     created_at: float
     name: str = ""
+    replaced: bool = False  # a turn the user left: out of the index and of recall
 
 
 CORES_KEPT = 10_000  # users whose core memory is cached
 ROWS_PER_STATEMENT = 1_000  # SQLite takes at most 32,766 parameters a statement
 TURNS_PER_COMMIT = 400  # two messages each: within ROWS_PER_STATEMENT (and 12 columns: within the parameters)
-_MESSAGE = "m.id, m.user, m.conversation, m.role, m.kind, m.text, m.created_at, m.name"
+_MESSAGE = "m.id, m.user, m.conversation, m.role, m.kind, m.text, m.created_at, m.name, m.replaced"
 
 
 def _turn_row(t: Turn, now: float) -> tuple[str, str, float, str, str, int, int, int, str, str, int, int]:
@@ -200,7 +203,26 @@ class Journal:
         found: list[list[int]] = [[] for _ in turns]
         for n, id in zip(owners, await self._insert_queued(rows), strict=True):
             found[n].append(id)
+        for turn in turns:
+            await self._mark(turn.user, turn.replaces, replaced=True)
+            await self._mark(turn.user, turn.revives, replaced=False)
         return found
+
+    async def _mark(self, user: str, turns: Collection[int], *, replaced: bool) -> None:
+        """Move these turns off (or back onto) the user's branch; the outbox takes them out of the index (or
+        back in)."""
+        if not turns:
+            return
+        marked = await self._db.execute_fetchall(
+            f"UPDATE messages SET replaced = ? WHERE user = ? AND replaced != ? AND turn_id IN"
+            f" ({', '.join('?' * len(turns))}) RETURNING id",
+            [int(replaced), user, int(replaced), *turns],
+        )
+        ids = [row[0] for row in marked]
+        if ids:
+            await self._db.execute(
+                "INSERT OR REPLACE INTO outbox (message_id) VALUES " + ", ".join(["(?)"] * len(ids)), ids
+            )
 
     async def _insert_queued(self, rows: Sequence[tuple[int | None, str, str, str, str, float, str]]) -> list[int]:
         """Insert messages (turn, user, conversation, role, text, created_at, name) and queue them for indexing.
@@ -258,11 +280,23 @@ class Journal:
             await self._db.execute("DELETE FROM core WHERE user = ?", (user,))
             return cursor.rowcount
 
+    async def forget_conversation(self, user: str, conversation: str) -> list[int]:
+        """Delete a conversation of a user: its turns and messages (and their outbox rows); returns the ids."""
+        async with self._write():
+            gone = await self._db.execute_fetchall(
+                "DELETE FROM messages WHERE user = ? AND conversation = ? RETURNING id, turn_id", (user, conversation)
+            )
+            turns = sorted({turn for _, turn in gone if turn is not None})
+            for start in range(0, len(turns), ROWS_PER_STATEMENT):
+                chunk = turns[start : start + ROWS_PER_STATEMENT]
+                await self._db.execute(f"DELETE FROM turns WHERE id IN ({', '.join('?' * len(chunk))})", chunk)
+            return sorted(id for id, _ in gone)
+
     async def messages_of(self, user: str) -> list[StoredMessage]:
         """All of a user's messages and notes, in the order they were stored."""
         async with self._lock:
             rows = await self._db.execute_fetchall(
-                f"SELECT {_MESSAGE} FROM messages m WHERE user = ? ORDER BY id", (user,)
+                f"SELECT {_MESSAGE} FROM messages m WHERE user = ? AND NOT replaced ORDER BY id", (user,)
             )
         return [StoredMessage(*row) for row in rows]
 
@@ -300,6 +334,7 @@ class Journal:
             rows = list(
                 await self._db.execute_fetchall(
                     f"SELECT {_MESSAGE}, count(*) OVER () FROM messages m WHERE user = ? AND conversation = ?"
+                    " AND NOT replaced"
                     " ORDER BY id DESC LIMIT ?",
                     (user, conversation, limit),
                 )
@@ -308,19 +343,30 @@ class Journal:
         return [StoredMessage(*row[:-1]) for row in reversed(rows)], older
 
     async def earlier(self, user: str, conversation: str, limit: int) -> list[Earlier]:
-        """The newest `limit` turns of a conversation, oldest first: the user's words and what their prompt got
-        (whether it had a memory block, not the block and its memories: `blocks` reads those)."""
+        """The newest `limit` turns of a conversation, oldest first, those the user left among them: the user's
+        words, the answer, and what their prompt got (whether it had a memory block, not the block and its
+        memories: `blocks` reads those)."""
         async with self._lock:
             rows = await self._db.execute_fetchall(
                 # through the conversation's messages (indexed); a block is there when memories were injected
-                "SELECT t.id, m.text, t.injected != '[]', t.cut, t.bare FROM messages m JOIN turns t"
-                " ON t.id = m.turn_id WHERE m.user = ? AND m.conversation = ? AND m.role = 'user'"
-                " ORDER BY m.id DESC LIMIT ?",
+                "SELECT t.id, m.text, t.injected != '[]', t.cut, t.bare, m.replaced, m.id, a.id, a.text"
+                " FROM messages m JOIN turns t ON t.id = m.turn_id"
+                " LEFT JOIN messages a ON a.turn_id = t.id AND a.role = 'assistant'"
+                " WHERE m.user = ? AND m.conversation = ? AND m.role = 'user' ORDER BY m.id DESC LIMIT ?",
                 (user, conversation, limit),
             )
         return [
-            Earlier(question=text, turn=id, blocked=bool(blocked), cut=cut, bare=bare)
-            for id, text, blocked, cut, bare in reversed(list(rows))
+            Earlier(
+                question=text,
+                turn=id,
+                blocked=bool(blocked),
+                cut=cut,
+                bare=bare,
+                replaced=bool(replaced),
+                answer=answer or "",
+                messages=(asked, answered) if answered else (asked,),
+            )
+            for id, text, blocked, cut, bare, replaced, asked, answered, answer in reversed(list(rows))
         ]
 
     async def blocks(self, turns: Collection[int]) -> dict[int, tuple[str, list[int]]]:
@@ -343,21 +389,26 @@ class Journal:
             )
             return [StoredMessage(*row) for row in rows]
 
-    async def indexed(self, ids: list[int], *, lexical_only: bool = False) -> None:
-        """The index has these; lexical-only ones stay queued for their dense vector."""
+    async def indexed(self, ids: list[int], *, lexical_only: bool = False, left: bool = False) -> None:
+        """The index has these (or, `left`, has them no more); lexical-only ones stay queued for their dense
+        vector. A message the user left or went back to meanwhile stays queued for that."""
+        rows = [(i, i, int(left)) for i in ids]
+        current = "(SELECT replaced FROM messages WHERE id = ?) = ?"
         async with self._write():
             if lexical_only:
                 await self._db.executemany(
-                    "UPDATE outbox SET lexical_only = 1 WHERE message_id = ?", [(i,) for i in ids]
+                    f"UPDATE outbox SET lexical_only = 1 WHERE message_id = ? AND {current}", rows
                 )
             else:
-                await self._db.executemany("DELETE FROM outbox WHERE message_id = ?", [(i,) for i in ids])
+                await self._db.executemany(f"DELETE FROM outbox WHERE message_id = ? AND {current}", rows)
 
     async def requeue(self) -> int:
         """Queue every message for indexing again (a reindex); returns how many."""
         async with self._write():
             await self._db.execute("DELETE FROM outbox")
-            cursor = await self._db.execute("INSERT INTO outbox (message_id) SELECT id FROM messages")
+            cursor = await self._db.execute(
+                "INSERT INTO outbox (message_id) SELECT id FROM messages WHERE NOT replaced"
+            )
             return cursor.rowcount
 
     async def get(self, key: str) -> str | None:

@@ -13,7 +13,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from pathlib import Path
 
 from msgspec import Struct
@@ -196,9 +196,12 @@ class Memory:
         self._wake.set()
         return ids
 
-    async def recall(self, user: str, text: str, *, extra: int = 0, limit: int | None = None) -> Recollection:
-        """The user's memories most relevant to `text`, best first; `extra` more to make up for duplicates."""
-        limit = (limit or self._retrieval.top_k) + extra
+    async def recall(
+        self, user: str, text: str, *, extra: int = 0, limit: int | None = None, leave: Collection[int] = ()
+    ) -> Recollection:
+        """The user's memories most relevant to `text`, best first; `extra` more to make up for duplicates;
+        never those in `leave` (a turn the user has just left, still in the index until the indexer runs)."""
+        limit = (limit or self._retrieval.top_k) + extra + len(leave)
         settings, dense, degraded = self._retrieval, None, self.degraded
         if self.dense_ready and settings.dense_weight > 0:
             try:
@@ -218,7 +221,7 @@ class Memory:
             lexical_weight=settings.lexical_weight,
         )
         stored = {s.id: s for s in await self.index.fetch(user, [r.id for r in ranked])} if ranked else {}
-        memories = [recalled(stored[r.id], r.score) for r in ranked if r.id in stored]
+        memories = [recalled(stored[r.id], r.score) for r in ranked if r.id in stored and r.id not in leave]
         # words alone, as configured, is not degraded
         by_choice = dense is not None or not self.embedder.model or settings.dense_weight == 0
         return Recollection(memories, None if by_choice else degraded or self.degraded)
@@ -243,6 +246,13 @@ class Memory:
             await self.index.delete(stored.user, [id])
         return stored
 
+    async def forget_conversation(self, user: str, conversation: str) -> int:
+        """Delete one conversation of a user, journal and index; returns how many messages went."""
+        ids = await self.journal.forget_conversation(user, conversation)
+        if ids:
+            await self.index.delete(user, ids)
+        return len(ids)
+
     async def forget_user(self, user: str) -> int:
         """Delete everything of a user, journal and index; returns how many messages went."""
         count = await self.journal.forget(user)
@@ -260,6 +270,15 @@ class Memory:
         return done
 
     async def _index(self, batch: list[StoredMessage]) -> None:
+        """Write a batch of the outbox to the index: its messages, and the removal of those the user left."""
+        left = [m for m in batch if m.replaced]
+        for user in {m.user for m in left}:
+            await self.index.delete(user, [m.id for m in left if m.user == user])
+        if left:
+            await self.journal.indexed([m.id for m in left], left=True)
+            batch = [m for m in batch if not m.replaced]
+            if not batch:
+                return
         said = [f"{m.name}: {m.text}" if m.name else m.text for m in batch]  # who said it is searchable too
         vectors = await self.embedder.embed(said) if self.dense_ready else None
         entries = [

@@ -19,22 +19,22 @@ leaving out those already in the prompt.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 
-from msgspec import Struct, structs
+from msgspec import Struct
 
 from gateway import block
 from gateway.block import Recalled
+from gateway.branch import SYSTEM_ROLES, Placed, leading_system
 from gateway.errors import ContextLengthExceeded
 from gateway.identity import text_of
 from gateway.protocol import ChatMessage, TextContentPart
 from gateway.tokens import REPLY_PRIMING, Count, message_tokens
 
-SYSTEM_ROLES = ("system", "developer")
 CORE_PREAMBLE = "Core memory: what is known about this user and this assistant, kept up to date by the gateway."
 KEEP = 0.5  # a moving cut keeps the history within this share of the room it may use
 
-__all__ = ["Budget", "Earlier", "Placed", "Recalled", "fit", "place"]
+__all__ = ["SYSTEM_ROLES", "Budget", "Recalled", "fit", "leading_system"]
 
 
 class Budget(Struct):
@@ -54,71 +54,6 @@ class Budget(Struct):
     placed: int = 0  # memory blocks of earlier turns, kept where they were (part of `recent`)
     fresh: int = 0  # tokens after the longest prefix the model has cached (set by the caller)
     memory_ids: list[int] = []  # the recalled memories that went in now
-
-
-class Earlier(Struct, frozen=True, kw_only=True):
-    """An earlier turn of this conversation as the journal holds it: the user's words and what they got."""
-
-    question: str
-    turn: int = 0  # its id in the journal
-    blocked: bool = False  # it got a memory block
-    block: str = ""  # that block, once loaded (only blocks still to be placed are)
-    injected: list[int] = []  # the memories in that block
-    cut: int = 0  # conversation messages the prompt of that turn left out
-    bare: int = 0  # conversation messages before which that turn's prompt placed no block again
-
-
-class Placed(Struct):
-    """What earlier turns fixed in this prompt: their blocks by message index, and the cut to keep."""
-
-    blocks: dict[int, Earlier]
-    first: int  # index of the oldest history message to keep, if it still fits
-    bare: int  # index of the first history message whose block is placed again (a trim lets older ones go)
-    again: Earlier | None = None  # the newest message repeats the turn after the last placed (a regenerate)
-
-    def loading(self) -> set[int]:
-        """The journal turns whose blocks this prompt places: from `bare` on, and a regenerated one's."""
-        return {e.turn for i, e in self.blocks.items() if i >= self.bare} | ({self.again.turn} if self.again else set())
-
-    def loaded(self, blocks: Mapping[int, tuple[str, list[int]]]) -> Placed:
-        """With the blocks' text and memories, from the journal by turn."""
-
-        def filled(e: Earlier) -> Earlier:
-            text, injected = blocks[e.turn]
-            return structs.replace(e, block=text, injected=injected)
-
-        with_text = {i: filled(e) for i, e in self.blocks.items() if e.turn in blocks}
-        again = filled(self.again) if self.again and self.again.turn in blocks else None
-        return Placed(with_text, self.first, self.bare, again)
-
-
-def place(
-    messages: Sequence[ChatMessage], earlier: Sequence[Earlier], skipped: int = 0, *, named: bool = True
-) -> Placed:
-    """Match the history's user messages to the journal's turns, in order, by their words.
-
-    `skipped`: conversation messages before `messages` that the caller did not load (its cut is counted
-    from the conversation's start). A lone message that repeats the conversation's first is taken for a
-    regenerate only in a conversation the client named: without a name, it may be the same question asked
-    again another day."""
-    lead = leading_system(messages)
-    blocks: dict[int, Earlier] = {}
-    at = 0
-    for i in range(lead, len(messages) - 1):
-        if messages[i].role != "user":
-            continue
-        words = text_of(messages[i])
-        match = next((k for k in range(at, len(earlier)) if earlier[k].question == words), None)
-        if match is not None:
-            at = match + 1
-            if earlier[match].blocked:
-                blocks[i] = earlier[match]
-    again = None
-    if at < len(earlier) and (at or named) and messages and messages[-1].role == "user":
-        again = earlier[at] if earlier[at].question == text_of(messages[-1]) and earlier[at].blocked else None
-    first = lead + max(0, earlier[-1].cut - skipped) if earlier else lead
-    bare = lead + max(0, earlier[-1].bare - skipped) if earlier else lead
-    return Placed(blocks, first, bare, again)
 
 
 def reserve_for(max_tokens: int | None, default: int) -> int:
@@ -262,10 +197,3 @@ def core_message(blocks: Sequence[tuple[str, str]]) -> ChatMessage | None:
         return None
     parts = "".join(f"<{label}>\n{value}\n</{label}>\n" for label, value in blocks)
     return ChatMessage(role="system", content=CORE_PREAMBLE + "\n" + parts.rstrip("\n"))
-
-
-def leading_system(messages: Sequence[ChatMessage]) -> int:
-    lead = 0
-    while lead < len(messages) and messages[lead].role in SYSTEM_ROLES:
-        lead += 1
-    return lead

@@ -66,6 +66,12 @@ MIGRATIONS: list[str] = [
     ALTER TABLE turns ADD COLUMN cut INTEGER NOT NULL DEFAULT 0;
     ALTER TABLE turns ADD COLUMN bare INTEGER NOT NULL DEFAULT 0;
     """,
+    # 6: turns the user left (a regenerated answer, an edited question and what followed it) stay, marked,
+    # out of recall: an outbox row of a replaced message takes it out of the index; the turns' messages by turn
+    """
+    ALTER TABLE messages ADD COLUMN replaced INTEGER NOT NULL DEFAULT 0;
+    CREATE INDEX messages_by_turn ON messages(turn_id);
+    """,
 ]
 
 

@@ -59,3 +59,16 @@ def test_open_webui_housekeeping_turns_memory_off() -> None:
 def test_a_named_conversation_is_told_apart_from_a_fingerprint() -> None:
     assert identify({"x-openwebui-chat-id": "c9"}, msgs("s", "hi"), SETTINGS).named is True
     assert identify({}, msgs("s", "hi"), SETTINGS).named is False
+
+
+def test_stored_history_is_replayed_only_for_a_client_that_asks_for_it() -> None:
+    """Open WebUI names its chats but always sends the branch the user is on: its chat id asks for no replay."""
+    webui = identify({"x-openwebui-chat-id": "c9"}, msgs("s", "hi"), SETTINGS)
+    assert (webui.named, webui.replay) == (True, False)
+    stateful = identify({"x-conversation-id": "c9"}, msgs("s", "hi"), SETTINGS)
+    assert (stateful.named, stateful.replay) == (True, True)
+    assert identify({}, msgs("s", "hi"), SETTINGS).replay is False
+    both = identify({"x-openwebui-chat-id": "c9", "x-conversation-id": "c8"}, msgs("s", "hi"), SETTINGS)
+    assert (both.conversation, both.replay) == ("c9", False)  # the first conversation header named it
+    custom = IdentitySettings(history_headers=["X-OpenWebUI-Chat-Id"])
+    assert identify({"x-openwebui-chat-id": "c9"}, msgs("s", "hi"), custom).replay is True

@@ -265,3 +265,71 @@ async def test_token_count_corrections_are_restored_unless_unreadable(tmp_path: 
         assert (await restore_calibration(journal)).correction("qwen3:4b") == 1.0
     finally:
         await journal.close()
+
+
+async def test_turns_the_user_leaves_are_kept_marked_and_queued_out_of_the_index(tmp_path: Path) -> None:
+    journal = await Journal.open(tmp_path / "journal.db")
+    try:
+        first = await journal.record(turn("hi", "hello"))
+        second = await journal.record(turn("my dog is Rex", "nice"))
+        await journal.indexed(first + second)
+        t1, t2 = (e.turn for e in await journal.earlier("ann", "c1", 10))
+        third = await journal.record(turn("my dog is Max", "fine", replaces=[t2]))
+        earlier = await journal.earlier("ann", "c1", 10)
+        assert [(e.question, e.answer, e.replaced, e.messages) for e in earlier] == [
+            ("hi", "hello", False, tuple(first)),
+            ("my dog is Rex", "nice", True, tuple(second)),
+            ("my dog is Max", "fine", False, tuple(third)),
+        ]
+        assert [(m.id, m.replaced) for m in await journal.pending()] == [(i, True) for i in second] + [
+            (i, False) for i in third
+        ]
+        recent, _ = await journal.recent("ann", "c1", 10)
+        assert [m.text for m in recent] == ["hi", "hello", "my dog is Max", "fine"]  # the branch only
+        assert [m.text for m in await journal.messages_of("ann")] == ["hi", "hello", "my dog is Max", "fine"]
+        await journal.indexed(second, left=True)
+        await journal.indexed(third)
+        assert await journal.pending() == []
+
+        await journal.record(turn("back to Rex", "ok", replaces=[e.turn for e in earlier[2:]], revives=[t2]))
+        assert [(e.question, e.replaced) for e in await journal.earlier("ann", "c1", 10)] == [
+            ("hi", False),
+            ("my dog is Rex", False),
+            ("my dog is Max", True),
+            ("back to Rex", False),
+        ]
+        assert t1 not in [m.id for m in await journal.pending()]
+        assert await journal.requeue() == 6  # a reindex leaves out what the user left
+    finally:
+        await journal.close()
+
+
+async def test_a_message_left_while_it_was_being_indexed_stays_queued(tmp_path: Path) -> None:
+    """The indexer read it on the branch; it was left before the indexer said it was written."""
+    journal = await Journal.open(tmp_path / "journal.db")
+    try:
+        ids = await journal.record(turn("hi", "hello"))
+        reading = await journal.pending()
+        (earlier,) = await journal.earlier("ann", "c1", 10)
+        await journal.record(turn("hi", "hey", replaces=[earlier.turn]))
+        await journal.indexed([m.id for m in reading])  # written as it was read: on the branch
+        assert [m.id for m in await journal.pending()][:2] == ids  # still to be taken out
+    finally:
+        await journal.close()
+
+
+async def test_forgetting_a_conversation_deletes_its_turns_and_messages(tmp_path: Path) -> None:
+    journal = await Journal.open(tmp_path / "journal.db")
+    try:
+        gone = await journal.record(turn("secret", "kept quiet")) + await journal.record(turn("more", "sure"))
+        kept = await journal.record(turn("other chat", "yes", conversation="c2"))
+        theirs = await journal.record(turn("bob's", "fine", user="bob"))
+        assert await journal.forget_conversation("ann", "c1") == sorted(gone)
+        assert await journal.forget_conversation("ann", "c1") == []
+        assert [m.id for m in await journal.messages_of("ann")] == kept
+        assert [m.id for m in await journal.messages_of("bob")] == theirs
+        assert await journal.earlier("ann", "c1", 10) == []
+        assert (await journal.counts())["turns"] == 2
+        assert [m.id for m in await journal.pending()] == kept + theirs
+    finally:
+        await journal.close()

@@ -13,8 +13,9 @@ from dataclasses import dataclass, field
 import msgspec
 
 from gateway import block
+from gateway.branch import Earlier, place
 from gateway.identity import text_of
-from gateway.prompt import Earlier, Recalled, fit, place
+from gateway.prompt import Recalled, fit
 from gateway.protocol import ChatMessage
 from gateway.tokens import REPLY_PRIMING, message_tokens
 

@@ -46,7 +46,7 @@ async def simple_chat(
     request: Request[Any, Any, Any],
 ) -> SimpleChatResponse:
     """The simple chat of the Letta integration doc: the gateway keeps the conversation, the client one id."""
-    user = user_for(request.headers, settings.auth, data.user_id, settings.identity.default_user)
+    user = user_for(request.headers, settings, data.user_id)
     conversation = data.conversation_id or f"chat-{uuid.uuid4().hex[:16]}"
     body = ChatCompletionRequest(messages=[ChatMessage(role="user", content=data.message)], model=data.model or "")
     headers = {"x-conversation-id": conversation}

@@ -169,6 +169,28 @@ class MemoryController(Controller):
         return Deleted(user_id=user, deleted=1)
 
     @delete(
+        "/conversations/{conversation_id:str}",
+        status_code=200,
+        summary="Forget one conversation (journal and index)",
+        responses=error_responses(401, 403, 404),
+    )
+    async def forget_conversation(
+        self,
+        conversation_id: Annotated[str, Parameter(examples=[Example(value="4f6d0c1e-8a57-4c1b-9d1e-2b8f3c9a7e10")])],
+        memory: Memory,
+        settings: Settings,
+        request: Request[Any, Any, Any],
+        user_id: Annotated[str | None, Parameter(query="user_id", examples=[Example(value="ann")])] = None,
+    ) -> Deleted:
+        """Forget every message of one conversation: the chat id Open WebUI shows in its address (`/c/<id>`),
+        an `X-Conversation-Id`, or a `conversation_id` of `/chat`."""
+        user = _user(request, settings, user_id)
+        deleted = await memory.forget_conversation(user, conversation_id)
+        if not deleted:
+            raise NotFound(f"no conversation {conversation_id!r} for user {user!r}")
+        return Deleted(user_id=user, deleted=deleted)
+
+    @delete(
         "/users/{user_id:str}",
         status_code=200,
         summary="Forget a user entirely (journal, index, core)",
@@ -322,7 +344,7 @@ IMPORT_EXAMPLE = {
 
 
 def _user(request: Request[Any, Any, Any], settings: Settings, asked: str | None) -> str:
-    return user_for(request.headers, settings.auth, asked, settings.identity.default_user)
+    return user_for(request.headers, settings, asked)
 
 
 def _checked(label: str, value: str, limit: int, count: Count) -> CoreBlock:
