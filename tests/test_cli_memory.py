@@ -116,3 +116,26 @@ def test_a_file_of_neither_shape_is_one_clear_line(fake: Fake, tmp_path: Path) -
     assert result.returncode == 1
     [line] = result.stderr.strip().splitlines()
     assert "neither the gateway's import shape nor a ChatGPT export" in line
+
+
+def test_forget_a_conversation_from_the_command_line(fake: Fake, tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    chats = {
+        "conversations": [
+            {"id": "trip", "messages": [{"role": "user", "content": "the hotel in Oslo is the Grand"}]},
+            {"id": "work", "messages": [{"role": "user", "content": "the report is due Friday"}]},
+        ]
+    }
+    (tmp_path / "chats.json").write_text(json.dumps(chats))
+    imported = processes.command("import", str(tmp_path / "chats.json"), "--user", "kim", data_dir=data, upstream=fake.url)
+    assert imported.returncode == 0, imported.stderr
+
+    forgot = processes.command("forget", "--user", "kim", "--conversation", "trip", data_dir=data, upstream=fake.url)
+    assert forgot.returncode == 0, forgot.stderr
+    assert forgot.stdout == "gateway: forgot 1 messages of conversation trip of user kim\n"
+    assert [c["id"] for c in export(data, fake.url, "kim")["conversations"]] == ["work"]
+    with processes.gateway(fake.url, data) as url:
+        found = httpx.post(url + "/memory/search", json={"query": "hotel Oslo Grand", "user_id": "kim"}).json()
+        assert [r["content"] for r in found["results"]] == ["the report is due Friday"]
+    unknown = processes.command("forget", "--user", "kim", "--conversation", "trip", data_dir=data, upstream=fake.url)
+    assert (unknown.returncode, unknown.stderr) == (1, "gateway: no conversation 'trip' for user kim\n")

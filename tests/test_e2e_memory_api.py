@@ -154,6 +154,30 @@ def test_forget_a_user_entirely(api: httpx.Client) -> None:
     assert (empty["conversations"], empty["core"], empty["notes"]) == ([], [], [])
 
 
+def test_forget_one_conversation(api: httpx.Client) -> None:
+    chat = {"messages": [{"role": "user", "content": "my locker code is 4471"}], "user": "ida"}
+    asked = api.post("/v1/chat/completions", json=chat, headers={"X-OpenWebUI-Chat-Id": "chat-locker"})
+    assert asked.status_code == 200, asked.text
+    kept = {**chat, "messages": [{"role": "user", "content": "my bike is blue, locker or not"}]}
+    api.post("/v1/chat/completions", json=kept, headers={"X-OpenWebUI-Chat-Id": "chat-bike"})
+    settle(api)
+    assert any("4471" in r["content"] for r in search(api, "locker code", "ida"))
+
+    gone = api.delete("/memory/conversations/chat-locker", params={"user_id": "ida"})
+    assert gone.json() == {"user_id": "ida", "deleted": 2}  # the question and its answer
+    assert not any("4471" in r["content"] for r in search(api, "locker code", "ida"))
+    assert {r["content"] for r in search(api, "locker", "ida")} == {
+        "my bike is blue, locker or not",
+        "echo: my bike is blue, locker or not",
+    }
+    again = api.delete("/memory/conversations/chat-locker", params={"user_id": "ida"})
+    assert again.status_code == 404
+    assert again.json()["error"]["code"] == "not_found"
+    with httpx.Client(base_url=str(api.base_url), headers={"Authorization": "Bearer sk-ann"}) as ann:
+        assert ann.delete("/memory/conversations/chat-bike", params={"user_id": "ida"}).status_code == 403
+        assert ann.delete("/memory/conversations/chat-bike").status_code == 404  # ann has no such chat
+
+
 def test_bad_input_is_a_clear_400(api: httpx.Client, tmp_path: Path) -> None:
     bad = api.post("/memory/add", json={"content": "", "user_id": "x"})
     assert bad.status_code == 400
