@@ -19,7 +19,7 @@ from collections.abc import Mapping, Sequence
 
 from msgspec import Struct, structs
 
-from gateway.identity import text_of
+from gateway.identity import text_of, words_of
 from gateway.protocol import ChatMessage
 
 SYSTEM_ROLES = ("system", "developer")
@@ -83,13 +83,12 @@ def place(
     skipped: int = 0,
     *,
     named: bool = True,
-    asked: str | None = None,
 ) -> Placed:
     """Match the history's user messages to the journal's turns, in order, by their words.
 
     `skipped`: conversation messages before `messages` that the caller did not load (its cut is counted
-    from the conversation's start). `asked`: the user's own words in the newest message, when a front end
-    wrapped them. A lone message that repeats the conversation's first is taken for a regenerate, and leaves
+    from the conversation's start). User messages are compared by the user's own words (without what a front
+    end wrapped them in). A lone message that repeats the conversation's first is taken for a regenerate, and leaves
     the conversation's turns, only in a conversation the client named: without a name, it may be the same
     question asked again another day."""
     lead = leading_system(messages)
@@ -99,7 +98,7 @@ def place(
         if messages[i].role != "user":
             continue
         start = max(matched.values()) + 1 if matched else 0
-        k = _match(text_of(messages[i]), _answer(messages, i), earlier, start)
+        k = _match(words_of(messages[i]), _answer(messages, i), earlier, start)
         if k is not None:
             matched[i] = k
             if earlier[k].blocked:
@@ -109,8 +108,7 @@ def place(
     newest = messages[-1] if messages else None
     again = continued = None
     if newest is not None and newest.role == "user" and at < len(earlier) and (at or named):
-        words = text_of(newest) if asked is None else asked
-        again = earlier[at] if earlier[at].question == words and earlier[at].blocked else None
+        again = earlier[at] if earlier[at].question == words_of(newest) and earlier[at].blocked else None
     if newest is not None and newest.role == "assistant" and _last_user(messages) in matched:
         continued = earlier[matched[_last_user(messages)]]
     lone = not any(m.role == "user" for m in messages[lead:-1])

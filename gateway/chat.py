@@ -104,7 +104,7 @@ class Chat:
         The client's messages, each earlier user message with the memory block it got on its turn (from the
         journal), and the memories recalled now (for `asked`, the user's words) at the head of the newest."""
         messages, skipped = await self._with_history(request.messages, who)
-        placed = await self._placed(messages, who, skipped, asked)
+        placed = await self._placed(messages, who, skipped)
         injected = sum(len(e.injected) for e in placed.blocks.values())
         fresh_recall = recall and placed.again is None and messages[-1].role == "user"
         recollection = await self._recall(asked, who, injected, placed.left()) if fresh_recall else Recollection([])
@@ -131,7 +131,7 @@ class Chat:
         budget.fresh = self.prefill.fresh(model, parts, self.count)
         return kept, budget, recollection, block, parts, placed
 
-    async def _placed(self, messages: list[ChatMessage], who: Identity, skipped: int, asked: str) -> branch.Placed:
+    async def _placed(self, messages: list[ChatMessage], who: Identity, skipped: int) -> branch.Placed:
         """What the conversation's earlier turns fixed in its prompt (their blocks and where it starts), and
         the turns its branch leaves."""
         lone = all(m.role in prompt.SYSTEM_ROLES for m in messages[:-1])
@@ -140,7 +140,7 @@ class Chat:
         journal = self.memory.journal
         try:
             earlier = await journal.earlier(who.user, who.conversation, EARLIER_TURNS)
-            placed = branch.place(messages, earlier, skipped, named=who.named, asked=asked)
+            placed = branch.place(messages, earlier, skipped, named=who.named)
             return placed.loaded(await journal.blocks(placed.loading()))
         except Exception:  # memory failing never fails the chat
             log.exception("could not read the earlier turns of conversation %s", who.conversation)

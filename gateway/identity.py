@@ -8,13 +8,13 @@ from typing import Literal
 
 from msgspec import Struct
 
+from gateway import openwebui
 from gateway.config import IdentitySettings
 from gateway.errors import InvalidRequest
 from gateway.protocol import ChatMessage, TextContentPart
 
 MemoryMode = Literal["on", "read", "off"]
 MEMORY_HEADER = "x-memory"
-HOUSEKEEPING = "### Task:"  # Open WebUI's title, tag and follow-up prompts
 
 
 class Identity(Struct, frozen=True):
@@ -40,10 +40,11 @@ def identify(
     """
     user = key_user or named_user(headers, settings.user_headers) or body_user or settings.default_user
     header, named = _first_header(headers, settings.conversation_headers)
+    mode = memory_mode(headers, messages)
     return Identity(
         user=user,
         conversation=named or fingerprint(user, messages),
-        mode=memory_mode(headers, messages),
+        mode="read" if mode == "on" and openwebui.is_temporary(named) else mode,
         named=named is not None,
         replay=header.lower() in (h.lower() for h in settings.history_headers),
     )
@@ -55,25 +56,26 @@ def named_user(headers: Mapping[str, str], names: Sequence[str]) -> str | None:
 
 
 def memory_mode(headers: Mapping[str, str], messages: list[ChatMessage]) -> MemoryMode:
-    if any(text_of(m).lstrip().startswith(HOUSEKEEPING) for m in messages if m.role == "user"):
-        return "off"
+    """`X-Memory`, else on; off for a front end's background task (its prompt quotes the chat)."""
     value = headers.get(MEMORY_HEADER, "on").strip().lower()
     if value not in ("on", "read", "off"):
         raise InvalidRequest(f"X-Memory must be on, read or off, not {value!r}", param="X-Memory")
+    if openwebui.is_task(headers, [(m.role, text_of(m)) for m in messages]):
+        return "off"
     return value  # type: ignore[return-value]
 
 
 def fingerprint(user: str, messages: list[ChatMessage]) -> str:
     """A stable id from the user, the system prompt and the first user message."""
     system = next((text_of(m) for m in messages if m.role in ("system", "developer")), "")
-    first = next((text_of(m) for m in messages if m.role == "user"), "")
+    first = next((words_of(m) for m in messages if m.role == "user"), "")
     digest = hashlib.sha256("\x1f".join((user, system, first)).encode()).hexdigest()
     return "fp-" + digest[:20]
 
 
 def words_of(message: ChatMessage) -> str:
     """The user's own words in a message, without what a front end wrapped them in."""
-    return text_of(message)
+    return openwebui.own_words(text_of(message)) if message.role == "user" else text_of(message)
 
 
 def text_of(message: ChatMessage) -> str:

@@ -98,7 +98,11 @@ def test_a_continued_answer_names_the_turn_it_completes() -> None:
     assert 2 in placed.loading()
 
 
-def test_wrapped_words_are_compared_as_the_user_wrote_them() -> None:
-    wrapped = user("### Task:\nRespond using the context...\n<user_query>\nmy dog is Rex\n</user_query>")
-    placed = place([user("hi"), said("hello"), wrapped], JOURNAL[:2], asked="my dog is Rex")
+def test_words_wrapped_by_a_front_end_are_compared_as_the_user_wrote_them() -> None:
+    wrapped = user(
+        "### Task:\nRespond to the user query...\n\n<context>\n<source>a file</source>\n</context>\n\nmy dog is Rex"
+    )
+    listed = user('<attached_files>\n<file type="file" id="f1" name="a.txt"/>\n</attached_files>\n\nhi')
+    placed = place([listed, said("hello"), wrapped], JOURNAL[:2])
+    assert 0 in placed.blocks
     assert placed.again == JOURNAL[1]

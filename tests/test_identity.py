@@ -72,3 +72,18 @@ def test_stored_history_is_replayed_only_for_a_client_that_asks_for_it() -> None
     assert (both.conversation, both.replay) == ("c9", False)  # the first conversation header named it
     custom = IdentitySettings(history_headers=["X-OpenWebUI-Chat-Id"])
     assert identify({"x-openwebui-chat-id": "c9"}, msgs("s", "hi"), custom).replay is True
+
+
+def test_a_temporary_chat_recalls_but_stores_nothing() -> None:
+    temporary = {"x-openwebui-chat-id": "temporary:Yx9Kq2mZb3AAAB"}
+    assert identify(temporary, msgs("s", "hi"), SETTINGS).mode == "read"
+    assert identify({**temporary, "x-memory": "off"}, msgs("s", "hi"), SETTINGS).mode == "off"
+    assert identify({"x-openwebui-chat-id": "4f6d0c1e"}, msgs("s", "hi"), SETTINGS).mode == "on"
+
+
+def test_a_turn_with_a_file_keeps_its_conversation() -> None:
+    """The first message comes wrapped in the RAG template once, and as the user wrote it ever after."""
+    wrapped = "### Task:\nRespond to the user query...\n\n<context>\n<source>x</source>\n</context>\n\nhi"
+    first = identify({}, msgs("s", wrapped), SETTINGS)
+    assert first.mode == "on"
+    assert first.conversation == identify({}, msgs("s", "hi", "hello", "more"), SETTINGS).conversation
