@@ -7,7 +7,8 @@ that followed). What that fixes:
   where the history starts (the cut the last turn's prompt made);
 - a regenerate: the newest message asks again what the turn after the matched ones asked;
 - the turns the user left: after the first matched turn, those the branch skips (an answer regenerated, an
-  edited question and everything after it); in a conversation the client named, a lone message leaves them
+  edited question and everything after it), and the answers to its question just before it that the branch
+  did not keep (another model's, when several answered); in a conversation the client named, a lone message leaves them
   all (an edited or regenerated first message). Memory follows the branch: the journal keeps them, marked,
   and recall leaves them out; a turn the user goes back to is on the branch again;
 - a continued answer (the request ends with the assistant's partial answer): the turn it completes.
@@ -115,6 +116,10 @@ def place(
     stay = set(on)
     if on:
         off = [k for k in range(on[0], len(earlier)) if k not in stay]
+        k = on[0] - 1  # the same question answered again just before (by another model, or regenerated)
+        while k >= 0 and earlier[k].question == earlier[on[0]].question:
+            off.append(k)
+            k -= 1
     else:
         off = list(range(len(earlier))) if lone and named else []
     last = again or (earlier[on[-1]] if on else earlier[-1] if earlier else None)

@@ -187,8 +187,10 @@ class Chat:
         key_user: str | None = None,
         *,
         recall: bool = True,
+        who: Identity | None = None,
     ) -> Prepared:
-        who = self.identify(request, headers, key_user)
+        """The body for Ollama and what went into it; `who`: the identity when the front door knows it."""
+        who = who or self.identify(request, headers, key_user)
         started = time.monotonic()
         asked = words_of(request.messages[-1])
         messages, budget, recollection, block, parts, placed = await self.assemble(request, who, asked, recall=recall)
@@ -229,8 +231,9 @@ class Chat:
         key_user: str | None = None,
         *,
         recall: bool = True,
+        who: Identity | None = None,
     ) -> tuple[ChatCompletion, dict[str, str]]:
-        ready = await self.prepare(request, headers, key_user, recall=recall)
+        ready = await self.prepare(request, headers, key_user, recall=recall, who=who)
         self._sending(ready)
         answer = await self._ollama.chat(ready.body)
         completion = translate.completion(answer, model=self.model_for(request))

@@ -106,3 +106,12 @@ def test_words_wrapped_by_a_front_end_are_compared_as_the_user_wrote_them() -> N
     placed = place([listed, said("hello"), wrapped], JOURNAL[:2])
     assert 0 in placed.blocks
     assert placed.again == JOURNAL[1]
+
+
+def test_the_answer_of_a_model_not_chosen_is_left() -> None:
+    """Two models answered the first question at once; the branch goes on from the second one's answer."""
+    journal = turns(("hi", "hello from A"), ("hi", "hello from B"), ("go on", "x"))
+    placed = place([user("hi"), said("hello from B"), user("go on"), said("x"), user("next")], journal)
+    assert [e.turn for e in placed.leaving] == [1]
+    not_adjacent = turns(("go on", "a"), ("why?", "b"), ("go on", "c"))
+    assert place([user("go on"), said("c"), user("next")], not_adjacent).leaving == []  # a trimmed history

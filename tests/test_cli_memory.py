@@ -127,7 +127,9 @@ def test_forget_a_conversation_from_the_command_line(fake: Fake, tmp_path: Path)
         ]
     }
     (tmp_path / "chats.json").write_text(json.dumps(chats))
-    imported = processes.command("import", str(tmp_path / "chats.json"), "--user", "kim", data_dir=data, upstream=fake.url)
+    imported = processes.command(
+        "import", str(tmp_path / "chats.json"), "--user", "kim", data_dir=data, upstream=fake.url
+    )
     assert imported.returncode == 0, imported.stderr
 
     forgot = processes.command("forget", "--user", "kim", "--conversation", "trip", data_dir=data, upstream=fake.url)

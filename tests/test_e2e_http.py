@@ -151,6 +151,7 @@ def test_docs_and_schema_cover_every_route(gateway_url: str) -> None:
         "/memory/search",
         "/memory/{memory_id}",
         "/memory/users/{user_id}",
+        "/memory/conversations/{conversation_id}",
         "/memory/core",
         "/memory/core/{label}",
         "/memory/import",

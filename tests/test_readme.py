@@ -128,6 +128,19 @@ def test_memory_commands_run_as_written(fake: Fake, tmp_path: Path) -> None:
     assert "ann: 0 conversations summarised" in result.stdout
 
 
+def test_forget_command_runs_as_written(fake: Fake, tmp_path: Path) -> None:
+    with processes.gateway(fake.url, tmp_path / "data") as url:
+        said = {"messages": [{"role": "user", "content": "We leave for Lyon on Friday."}]}
+        httpx.post(url + "/v1/chat/completions", json=said, headers={"X-User-Id": "ann", "X-Conversation-Id": "trip"})
+    command = readme.command("forget")
+    env = {**os.environ, **processes.gateway_env(fake.url, tmp_path / "data")}
+    result = subprocess.run(
+        command, shell=True, cwd=processes.ROOT, env=env, capture_output=True, text=True, timeout=120
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == "gateway: forgot 2 messages of conversation trip of user ann\n"
+
+
 def test_reindex_command_runs_as_written(fake: Fake, tmp_path: Path) -> None:
     with processes.gateway(fake.url, tmp_path / "data") as url:
         body = {"messages": [{"role": "user", "content": "remember the lighthouse"}]}

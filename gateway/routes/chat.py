@@ -12,6 +12,7 @@ from msgspec import Meta, Struct
 from gateway.auth import require_key, user_for
 from gateway.chat import Chat
 from gateway.config import Settings
+from gateway.identity import Identity
 from gateway.protocol import ChatCompletionRequest, ChatMessage, CompletionUsage
 from gateway.routes.docs import error_responses, example
 
@@ -49,8 +50,8 @@ async def simple_chat(
     user = user_for(request.headers, settings, data.user_id)
     conversation = data.conversation_id or f"chat-{uuid.uuid4().hex[:16]}"
     body = ChatCompletionRequest(messages=[ChatMessage(role="user", content=data.message)], model=data.model or "")
-    headers = {"x-conversation-id": conversation}
-    completion, report = await chat.complete(body, headers, user, recall=data.include_memory_search)
+    who = Identity(user=user, conversation=conversation, mode="on", named=True, replay=True)  # the gateway keeps it
+    completion, report = await chat.complete(body, {}, user, recall=data.include_memory_search, who=who)
     return SimpleChatResponse(
         message=completion.choices[0].message.content or "",
         conversation_id=conversation,
