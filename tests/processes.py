@@ -87,11 +87,17 @@ def gateway_env(upstream: str, data_dir: Path, **extra: str) -> dict[str, str]:
 
 @contextmanager
 def gateway(
-    upstream: str, data_dir: Path, port: int | None = None, log: Path | None = None, **extra: str
+    upstream: str,
+    data_dir: Path,
+    port: int | None = None,
+    log: Path | None = None,
+    settings: Mapping[str, str] | None = None,
+    **extra: str,
 ) -> Iterator[str]:
+    """The gateway on `upstream`, with `settings` and `extra` as its environment (GATEWAY_...)."""
     port = port or free_port()
     url = f"http://127.0.0.1:{port}"
-    env = gateway_env(upstream, data_dir, **extra)
+    env = gateway_env(upstream, data_dir, **(settings or {}), **extra)
     with running(["gateway", "serve", "--port", str(port)], url + "/health", env, log):
         yield url
 

@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import re
+import shlex
 import sys
 from pathlib import Path
 
@@ -22,6 +23,18 @@ def blocks(tag: str, text: str | None = None) -> list[tuple[str, str]]:
 def command(tag: str) -> str:
     [(_, code)] = blocks(tag)
     return code.strip()
+
+
+def environments(tag: str) -> list[dict[str, str]]:
+    """The variables set before each command of a block (`A=1 B=2 cmd`), command by command."""
+    [(_, code)] = blocks(tag)
+    lines = [line for line in code.replace("\\\n", " ").splitlines() if line.strip() and not line.startswith("#")]
+    found = []
+    for line in lines:
+        words = shlex.split(line)
+        assigned = [w.split("=", 1) for w in words if re.match(r"^[A-Z_][A-Z0-9_]*=", w)]
+        found.append({name: value for name, value in assigned})
+    return found
 
 
 if __name__ == "__main__":

@@ -180,7 +180,7 @@ def run(
             started = time.monotonic()
             data_dir, env = SETUPS["hybrid" if mode == BUDGETED else mode]
             settings = {**env, "GATEWAY_RETRIEVAL_MEMORY_PREFILL_MS": "0", **extra}
-            with processes.gateway(fake, Path(root) / data_dir, None, None, **settings) as url:
+            with processes.gateway(fake, Path(root) / data_dir, settings=settings) as url:
                 dense = bool(env["GATEWAY_EMBEDDING_MODEL"])
                 figures = asyncio.run(measure(url, conversations, data_dir not in imported, dense))
             imported.add(data_dir)
