@@ -35,7 +35,6 @@ import functools
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -55,6 +54,7 @@ CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
 SHOTS = Path(os.environ.get("OWUI_SHOTS", "/tmp/owui-shots"))
 sys.path.insert(0, str(ROOT))
 from tests import readme  # noqa: E402  (the README's Open WebUI steps: the gateway's and Open WebUI's settings)
+from tests.processes import free_port, stop, wait_for  # noqa: E402
 
 GATEWAY_SETTINGS, OWUI_SETTINGS = readme.environments("openwebui")
 API_KEY = OWUI_SETTINGS["OPENAI_API_KEY"]  # the README's proxy key on Open WebUI's connection: not a secret
@@ -68,12 +68,6 @@ NOTES_TXT = (
 )
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def http_json(method: str, url: str, body: Any = None, token: str | None = None, timeout: float = 60) -> Any:
     data = None if body is None else json.dumps(body).encode()
     req = urllib.request.Request(url, data=data, method=method)
@@ -85,35 +79,15 @@ def http_json(method: str, url: str, body: Any = None, token: str | None = None,
     return json.loads(raw) if raw else None
 
 
-def wait_http(url: str, proc: subprocess.Popen[bytes], timeout: float = 180) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"{proc.args!r} exited with {proc.returncode} before {url} answered")
-        try:
-            urllib.request.urlopen(url, timeout=2).read()
-            return
-        except urllib.error.HTTPError:
-            return
-        except OSError:
-            time.sleep(0.3)
-    raise TimeoutError(f"{url} did not answer within {timeout} s")
-
-
 @contextmanager
 def process(args: list[str], ready: str, env: dict[str, str], log: Path, cwd: Path = ROOT) -> Iterator[None]:
     with log.open("wb") as out:
         proc = subprocess.Popen(args, cwd=cwd, env={**os.environ, **env}, stdout=out, stderr=subprocess.STDOUT)
         try:
-            wait_http(ready, proc)
+            wait_for(ready, proc, timeout=180)
             yield
         finally:
-            proc.terminate()
-            try:
-                proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+            stop(proc)
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -695,23 +669,18 @@ def capture_all(actions: list[str], tmp: Path, headed: bool = False) -> None:
     written: list[str] = []
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, headless=not headed, args=["--no-sandbox"])
-        if wanted - {"forward_headers_off", "custom_headers"}:
-            with Stack(tmp / "main").run() as stack:
+        sessions = [  # each on an Open WebUI of its own
+            ("session", Stack(tmp / "main"), bool(wanted - {"forward_headers_off", "custom_headers"})),
+            ("forward_headers_off", Stack(tmp / "no-headers", forward_headers=False), "forward_headers_off" in wanted),
+            ("custom_headers", Stack(tmp / "custom-headers", custom_headers=True), "custom_headers" in wanted),
+        ]
+        for session, stack, needed in sessions:
+            if not needed:
+                continue
+            with stack.run():
                 driver = Driver(stack, browser, wanted)
-                driver.run()
-                driver.write("session")
-                written += driver.written
-        if "forward_headers_off" in wanted:
-            with Stack(tmp / "no-headers", forward_headers=False).run() as stack:
-                driver = Driver(stack, browser, wanted)
-                driver.run("forward_headers_off")
-                driver.write("forward_headers_off")
-                written += driver.written
-        if "custom_headers" in wanted:
-            with Stack(tmp / "custom-headers", custom_headers=True).run() as stack:
-                driver = Driver(stack, browser, wanted)
-                driver.run("custom_headers")
-                driver.write("custom_headers")
+                driver.run("main" if session == "session" else session)
+                driver.write(session)
                 written += driver.written
         browser.close()
     print(f"captured {', '.join(written)} into {OUT}")
