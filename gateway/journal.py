@@ -411,6 +411,20 @@ class Journal:
             )
             return cursor.rowcount
 
+    async def requeue_users(self, users: Sequence[str]) -> int:
+        """Queue these users' memories for indexing again (their part of the index was lost); returns how many."""
+        queued = 0
+        async with self._write():
+            for start in range(0, len(users), ROWS_PER_STATEMENT):
+                chunk = users[start : start + ROWS_PER_STATEMENT]
+                cursor = await self._db.execute(
+                    "INSERT OR IGNORE INTO outbox (message_id) SELECT id FROM messages WHERE NOT replaced AND user IN"
+                    f" ({', '.join('?' * len(chunk))})",
+                    chunk,
+                )
+                queued += cursor.rowcount
+        return queued
+
     async def get(self, key: str) -> str | None:
         async with self._lock:
             rows = list(await self._db.execute_fetchall("SELECT value FROM meta WHERE key = ?", (key,)))

@@ -60,6 +60,7 @@ class MemoryStatus(Struct):
     embedding_size: int | None
     retrieval: str  # "hybrid" (meaning and words) or "lexical" (words alone)
     degraded: str | None
+    rebuilding: str | None  # memories being indexed again after a damaged index was set aside
     indexed: int
     journal: dict[str, int]
     kinds: dict[str, int]  # recall (conversation messages), archival (notes), core (blocks)
@@ -126,6 +127,7 @@ class Memory:
         self._task: asyncio.Task[None] | None = None
         self._dirty = False
         self._flushed = time.monotonic()
+        self.rebuilding: str | None = None  # what `recover` queued, until the outbox has drained
 
     @classmethod
     async def open(cls, settings: Settings, ollama: Ollama, *, fresh_index: bool = False) -> Memory:
@@ -138,7 +140,9 @@ class Memory:
         return cls(journal, index, Embedder(ollama, settings.embedding.model, settings.upstream.keep_alive), settings)
 
     async def start(self) -> None:
-        """Match the index to the embedding model, then index the outbox in the background from now on."""
+        """Queue again what a damaged index lost, match the index to the embedding model, then index the outbox
+        in the background from now on."""
+        await self.recover()
         await self.reconcile()
         self._task = asyncio.create_task(self._index_forever(), name="memory-indexer")
 
@@ -150,6 +154,20 @@ class Memory:
             await self.index.close()
         finally:
             await self.journal.close()
+
+    async def recover(self) -> None:
+        """The journal is the source of truth: the memories of users whose part of the index was damaged (and
+        set aside when it opened) are queued to be indexed again, in the background; recall works on the rest
+        meanwhile, and /status says so."""
+        lost = await self.index.lost(await self.journal.users())
+        if lost:
+            queued = await self.journal.requeue_users(lost)
+            self.rebuilding = (
+                f"indexing again {queued} memories of {len(lost)} users from the journal: their part of the index"
+                " was damaged (a crash) and was set aside"
+            )
+            log.warning("%s", self.rebuilding)
+        await self.index.forget_damaged()
 
     async def reconcile(self) -> None:
         """Give the index a dense vector of the model's size, or say why it cannot have one."""
@@ -306,6 +324,9 @@ class Memory:
                 if not self.dense_ready and self.embedder.model:
                     await self.reconcile()
                 await self.drain()
+                if self.rebuilding:
+                    log.info("the index has every memory again")
+                    self.rebuilding = None
                 if self._dirty and time.monotonic() - self._flushed >= FLUSH_EVERY:
                     await self.index.flush()
                     self._dirty, self._flushed = False, time.monotonic()
@@ -335,6 +356,7 @@ class Memory:
             embedding_size=self.embedder.size,
             retrieval="hybrid" if self.dense_ready else "lexical",
             degraded=self.degraded if self.embedder.model else None,
+            rebuilding=self.rebuilding,
             indexed=await self.index.count(),
             journal=await self.journal.counts(),
             kinds={"recall": 0, "archival": 0, "core": 0, **await self.journal.kinds()},

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
+import zlib
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -134,6 +137,65 @@ def test_a_kill_between_journal_and_index_loses_nothing(fake: Fake, tmp_path: Pa
         fake.reset()
         ask(url, "grandmother village", user="ann")
         assert FACT in memory_block(fake)
+
+
+def test_a_damaged_index_shard_never_stops_the_gateway(fake: Fake, tmp_path: Path) -> None:
+    """The journal is the source of truth: the gateway serves, and indexes the lost part again from it."""
+    users = [f"user{n}" for n in range(12)]
+    with processes.gateway(fake.url, tmp_path / "data") as url:
+        tell(url, FACT, user="ann", conversation="family")
+        for user in users:
+            tell(url, f"{user} keeps bees", user=user, conversation="bees")
+        assert indexed(url)["indexed"] == 2 * (1 + len(users))
+    shard = tmp_path / "data" / "index" / f"{zlib.crc32(b'ann') % 16:02d}"
+    shutil.rmtree(shard)  # as a kill while the engine wrote the shard's first files left it
+    (shard / "wal").mkdir(parents=True)
+    (shard / "segments").mkdir()
+    log = tmp_path / "gateway.log"
+    with processes.gateway(fake.url, tmp_path / "data", log=log) as url:
+        memory = indexed(url)
+        assert memory["indexed"] == 2 * (1 + len(users))
+        assert memory["rebuilding"] is None
+        fake.reset()
+        ask(url, "grandmother village", user="ann")
+        assert FACT in memory_block(fake)
+    assert "was damaged (a crash) and was set aside" in log.read_text()
+    assert not shard.with_name(shard.name + ".damaged").exists()
+
+
+def test_kills_while_new_users_arrive_never_stop_the_gateway(fake: Fake, tmp_path: Path) -> None:
+    """Each run kills the process while first turns of new users make the index's shards, at another moment;
+    every turn a client was answered is recalled after the restart."""
+    for n, delay in enumerate([0.005, 0.01, 0.03, 0.08, 0.2]):
+        data = tmp_path / f"data{n}"
+        port = processes.free_port()
+        url = f"http://127.0.0.1:{port}"
+        told: list[str] = []
+
+        def first_turns(run: int = n, base: str = url, answered: list[str] = told) -> None:
+            with httpx.Client(base_url=base, timeout=10) as http:
+                for user in (f"new{run}-{k}" for k in range(32)):
+                    chat = {"messages": [{"role": "user", "content": f"{user} was here"}]}
+                    try:
+                        reply = http.post("/v1/chat/completions", json=chat, headers={"X-User-Id": user})
+                    except httpx.TransportError:
+                        return
+                    if reply.status_code == 200:
+                        answered.append(user)
+
+        env = processes.gateway_env(fake.url, data)
+        with processes.running(["gateway", "serve", "--port", str(port)], url + "/health", env) as process:
+            sender = threading.Thread(target=first_turns)
+            sender.start()
+            time.sleep(delay)
+            process.send_signal(signal.SIGKILL)
+            process.wait()
+            sender.join()
+        with processes.gateway(fake.url, data) as url:
+            assert indexed(url)["journal"]["outbox"] == 0
+            for user in told:
+                found = httpx.post(url + "/memory/search", json={"query": "was here", "user_id": user})
+                assert found.json()["results"], user
 
 
 def test_one_process_per_data_dir(fake: Fake, tmp_path: Path) -> None:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import shutil
+import zlib
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -185,15 +187,70 @@ async def test_a_server_collection_with_points_needs_a_reindex_for_dense_vectors
         await index.close()
 
 
-async def test_engine_errors_become_ours(tmp_path: Path) -> None:
+async def test_a_damaged_index_is_set_aside_and_its_users_named_for_indexing_again(tmp_path: Path) -> None:
+    """An unreadable layout, or an index from before buckets that cannot be loaded: the whole index."""
     (tmp_path / "index").mkdir()
     (tmp_path / "index" / "edge_config.json").write_text("{not json")
-    with pytest.raises(IndexFailure, match="embedded index, opening"):
-        await EdgeIndex.open(tmp_path / "index")
     (tmp_path / "sharded").mkdir()
     (tmp_path / "sharded" / "layout.json").write_text("{not json")
-    with pytest.raises(IndexFailure, match=r"layout\.json.*`gateway reindex` rebuilds it"):
-        await EdgeIndex.open(tmp_path / "sharded")
+    for root in (tmp_path / "index", tmp_path / "sharded"):
+        index = await EdgeIndex.open(root)
+        try:
+            assert await index.lost(["ann", "bob"]) == ["ann", "bob"]
+            await index.upsert([entry(1, "written after the damage")])
+            assert await index.count() == 1
+            await index.forget_damaged()
+            assert not root.with_name(root.name + ".damaged").exists()
+            assert await index.lost(["ann", "bob"]) == []
+        finally:
+            await index.close()
+
+
+async def test_a_shard_half_made_by_a_crash_is_set_aside_and_the_rest_opens(tmp_path: Path) -> None:
+    """Killed while the engine wrote a new shard's first files: `wal/` and `segments/`, no `edge_config.json`."""
+    root = tmp_path / "index"
+    index = await EdgeIndex.open(root)
+    users = [f"user{n}" for n in range(40)]
+    await index.upsert([entry(n, f"{user} likes tea", user=user) for n, user in enumerate(users)])
+    await index.close()
+    bucket = zlib.crc32(b"user0") % edge.BUCKETS
+    half = root / f"{bucket:02d}"
+    shutil.rmtree(half)
+    (half / "wal").mkdir(parents=True)
+    (half / "segments").mkdir()
+    (root / "03.new").mkdir()  # a shard being made when the process died
+    again = await EdgeIndex.open(root)
+    try:
+        lost = await again.lost(users)
+        assert "user0" in lost
+        assert lost == [u for u in users if zlib.crc32(u.encode()) % edge.BUCKETS == bucket]
+        assert not (root / "03.new").exists()
+        others = [u for u in users if u not in lost]
+        _, words = await again.search(others[0], dense=None, sparse=lexical.query("tea"), limit=5)
+        assert [h.id for h in words] == [users.index(others[0])]  # the other shards are whole
+        await again.upsert([entry(100, "user0 likes tea again", user="user0")])  # its shard is made anew
+        await again.forget_damaged()
+        assert not (root / f"{bucket:02d}.damaged").exists()
+    finally:
+        await again.close()
+
+
+async def test_a_new_shard_is_made_whole_before_it_is_in_place(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Where the engine's first write is cut short, nothing is left at the shard's own path."""
+
+    def cut_short(path: Path, dense: int | None) -> qe.EdgeShard:
+        (path / "wal").mkdir(parents=True)
+        raise RuntimeError("killed")
+
+    monkeypatch.setattr(edge, "_create_shard", cut_short)
+    index = await EdgeIndex.open(tmp_path / "index")
+    try:
+        with pytest.raises(IndexFailure, match="killed"):
+            await index.upsert([entry(1, "first memory of a new user")])
+        assert sorted(p.name for p in (tmp_path / "index").iterdir() if p.is_dir())[0].endswith(".new")
+        assert not [p for p in (tmp_path / "index").iterdir() if p.is_dir() and p.name.isdigit()]
+    finally:
+        await index.close()
 
 
 async def test_a_malformed_sparse_vector_never_reaches_the_embedded_engine(tmp_path: Path) -> None:

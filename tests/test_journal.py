@@ -333,3 +333,20 @@ async def test_forgetting_a_conversation_deletes_its_turns_and_messages(tmp_path
         assert [m.id for m in await journal.pending()] == kept + theirs
     finally:
         await journal.close()
+
+
+async def test_requeue_users_queues_only_their_messages_on_the_branch(tmp_path: Path) -> None:
+    journal = await Journal.open(tmp_path / "journal.db")
+    try:
+        ann = await journal.record(turn("hi", "hello"))
+        bob = await journal.record(turn("hey", "yo", user="bob"))
+        await journal.indexed(ann + bob)
+        (left,) = await journal.earlier("ann", "c1", 10)
+        kept = await journal.record(turn("hi", "hi again", replaces=[left.turn]))
+        await journal.indexed(ann, left=True)
+        await journal.indexed(kept)
+        assert await journal.pending() == []
+        assert await journal.requeue_users(["ann", "carol"]) == 2
+        assert [m.id for m in await journal.pending()] == kept
+    finally:
+        await journal.close()

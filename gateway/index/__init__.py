@@ -11,7 +11,7 @@ only the payloads of the memories chosen are fetched (reading payloads is most o
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -112,6 +112,12 @@ class Index(Protocol):
 
     async def reset(self) -> None:
         """Remove every point and the dense vector (a reindex starts from here)."""
+
+    async def lost(self, users: Iterable[str]) -> list[str]:
+        """Of these users, those whose memories the index lost (a damaged part set aside when it opened)."""
+
+    async def forget_damaged(self) -> None:
+        """Remove the damaged parts set aside, once what they held is queued to be indexed again."""
 
     async def flush(self) -> None: ...
 

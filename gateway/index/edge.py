@@ -11,6 +11,12 @@ small batches, and `optimize()` is never called (it holds the GIL for seconds). 
 an HNSW graph, and the dense leg asks for the exact search the engine would otherwise reach after planning.
 The WAL stays on, so an acknowledged write survives a crash; `flush()` runs periodically and at close to
 keep replay short. Engine errors are plain `Exception`s; each is re-raised as ours, told apart by its message.
+
+A crash never leaves the index unable to open. A shard is made whole in `NN.new` and renamed into place (a
+kill while the engine writes its first files left a folder it could not load). A shard that cannot be loaded
+is set aside as `NN.damaged` (an unreadable layout, or an index from before buckets: the whole index, as
+`index.damaged`), and `lost()` names the users whose memories were in it, for memory to index again from the
+journal; `forget_damaged()` removes what was set aside once they are queued.
 """
 
 from __future__ import annotations
@@ -18,6 +24,8 @@ from __future__ import annotations
 import asyncio
 import itertools
 import json
+import logging
+import os
 import shutil
 import zlib
 from collections import defaultdict
@@ -34,6 +42,7 @@ from gateway.errors import IndexFailure, IndexMismatch
 from gateway.index import DENSE, SPARSE, Entry, Scored, Stored
 from gateway.lexical import SparseVector
 
+log = logging.getLogger(__name__)
 T = TypeVar("T")
 BUCKETS = 16  # shards of a new index: more make each search cheaper, but each costs ~50 MB (WAL, buffers)
 PAYLOADS_KEPT = 50_000  # payloads kept as Python objects: each recall reads many of the last one's again
@@ -77,15 +86,43 @@ class EdgeIndex:
 
     @classmethod
     def _load(cls, root: Path) -> EdgeIndex:
-        if (root / "edge_config.json").exists():
-            shard = _load_shard(root)
-            return cls(root, Layout(1, _shard_dense_size(root)), {0: shard}, single=True)
-        layout = _read_layout(root)
+        try:
+            if (root / "edge_config.json").exists():
+                shard = _load_shard(root)
+                return cls(root, Layout(1, _shard_dense_size(root)), {0: shard}, single=True)
+            layout = _read_layout(root)
+        except IndexFailure as exc:  # the whole index: start a new one beside it
+            log.warning("%s; set aside as %s, to be indexed again from the journal", exc.message, _aside(root))
+            _set_aside(root)
+            layout = None
         if layout is None:
             layout = Layout(BUCKETS)
             _write_layout(root, layout)
-        shards = {b: _load_shard(root / _folder(b)) for b in range(layout.buckets) if (root / _folder(b)).exists()}
+        shards = {}
+        for bucket in range(layout.buckets):
+            path = root / _folder(bucket)
+            shutil.rmtree(_made(path), ignore_errors=True)  # a shard whose making a crash cut short
+            if not path.exists():
+                continue
+            try:
+                shards[bucket] = _load_shard(path)
+            except IndexFailure as exc:
+                log.warning("%s; set aside as %s, to be indexed again from the journal", exc.message, _aside(path))
+                _set_aside(path)
         return cls(root, layout, shards, single=False)
+
+    async def lost(self, users: Iterable[str]) -> list[str]:
+        """Of these users, those whose memories were in what was set aside as damaged (all, for the whole)."""
+        if _aside(self._root).exists():
+            return list(users)
+        damaged = {b for b in range(self._layout.buckets) if _aside(self._root / _folder(b)).exists()}
+        return [u for u in users if self._bucket(u) in damaged] if damaged and not self._single else []
+
+    async def forget_damaged(self) -> None:
+        """Remove what was set aside: its users' memories are queued to be indexed again."""
+        folders = [_aside(self._root), *(_aside(self._root / _folder(b)) for b in range(self._layout.buckets))]
+        for folder in folders:
+            await asyncio.to_thread(shutil.rmtree, folder, ignore_errors=True)
 
     @property
     def dense_size(self) -> int | None:
@@ -191,7 +228,7 @@ class EdgeIndex:
         return self._root if self._single else self._root / _folder(bucket)
 
     async def _create(self, bucket: int) -> qe.EdgeShard:
-        shard = await self._run(lambda: _create_shard(self._path(bucket), self._layout.dense), "creating a shard")
+        shard = await self._run(lambda: _make_shard(self._path(bucket), self._layout.dense), "creating a shard")
         self._shards[bucket] = shard
         return shard
 
@@ -210,6 +247,41 @@ def _load_shard(path: Path) -> qe.EdgeShard:
         shutil.rmtree(stale)
     with _engine_errors(f"opening {path} (if it is damaged, `gateway reindex` rebuilds it from the journal)"):
         return qe.EdgeShard.load(str(path))
+
+
+def _made(path: Path) -> Path:
+    return path.with_name(path.name + ".new")
+
+
+def _aside(path: Path) -> Path:
+    return path.with_name(path.name + ".damaged")
+
+
+def _set_aside(path: Path) -> None:
+    shutil.rmtree(_aside(path), ignore_errors=True)
+    path.rename(_aside(path))
+    _sync_folder(path.parent)
+
+
+def _sync_folder(path: Path) -> None:
+    """Make a rename in this folder durable."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _make_shard(path: Path, dense: int | None) -> qe.EdgeShard:
+    """A new shard at `path`, made whole beside it and renamed into place, so a crash leaves none half made."""
+    making = _made(path)
+    shutil.rmtree(making, ignore_errors=True)
+    shard = _create_shard(making, dense)
+    shard.flush()
+    shard.close()
+    making.rename(path)
+    _sync_folder(path.parent)
+    return _load_shard(path)
 
 
 def _create_shard(path: Path, dense: int | None) -> qe.EdgeShard:

@@ -7,7 +7,7 @@ collection; a collection with points but no dense vector needs `gateway reindex`
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 
 from qdrant_client import AsyncQdrantClient, models
@@ -111,6 +111,13 @@ class ServerIndex:
             await self._client.delete_collection(COLLECTION)
             await _create(self._client, None, indexed=not self._local)
         self._dense_size = None
+
+    async def lost(self, users: Iterable[str]) -> list[str]:
+        """A server keeps its own data whole: nothing is set aside here."""
+        return []
+
+    async def forget_damaged(self) -> None:
+        """Nothing is set aside here."""
 
     async def flush(self) -> None:
         """The server persists on its own."""
