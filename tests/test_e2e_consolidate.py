@@ -85,3 +85,26 @@ def test_the_consolidate_command(fake: Fake, tmp_path: Path) -> None:
     assert "noa: 1 conversations summarised" in result.stdout
     assert "proposed for core memory: My sister Maud gave me tomato seeds" in result.stdout
     assert "1/1 100%" in result.stderr
+
+
+def test_status_shows_a_users_consolidation_only_to_them_or_an_admin(fake: Fake, tmp_path: Path) -> None:
+    keys = '{"sk-ann": "ann", "sk-bob": "bob"}'
+    settings = {"GATEWAY_AUTH_KEYS": keys, "GATEWAY_AUTH_ADMIN_KEYS": "sk-admin", "GATEWAY_AUTH_PROXY_KEYS": "sk-webui"}
+    with processes.gateway(fake.url, tmp_path / "data", settings=settings) as url:
+
+        def runs(key: str, **headers: str) -> list[str]:
+            status = httpx.get(url + "/status", headers={"Authorization": f"Bearer {key}", **headers})
+            return [run["user"] for run in status.json()["consolidation"]]
+
+        ann = {"Authorization": "Bearer sk-ann"}
+        httpx.post(url + "/memory/import", json={"conversations": [OLD]}, headers=ann)
+        assert httpx.post(url + "/memory/consolidate", json={}, headers=ann).status_code == 202
+        deadline = time.monotonic() + 20
+        while runs("sk-admin") != ["ann"] and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert runs("sk-admin") == ["ann"]
+        assert runs("sk-ann") == ["ann"]
+        assert runs("sk-bob") == []  # neither the user id nor the facts proposed for another user
+        assert runs("sk-webui", **{"X-OpenWebUI-User-Id": "ann"}) == ["ann"]
+        assert runs("sk-webui", **{"X-OpenWebUI-User-Id": "bob"}) == []
+        assert runs("sk-webui") == []

@@ -3,17 +3,20 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Iterable, Mapping
+from typing import Any
 
-from litestar import Controller, get
+from litestar import Controller, Request, get
 from litestar.datastructures import State
 from msgspec import Struct
 
 from gateway import __version__
-from gateway.auth import require_key
+from gateway.auth import PROXY, key_of, require_key
 from gateway.chat import Chat
 from gateway.config import Settings
 from gateway.consolidate import Consolidation, Consolidator
 from gateway.errors import GatewayError
+from gateway.identity import named_user
 from gateway.memory import MemoryStatus
 from gateway.ollama import Ollama, OllamaTags
 from gateway.prefill import Pace
@@ -50,7 +53,7 @@ class Status(Struct):
     embedding: EmbeddingStatus
     models: list[str]
     memory: MemoryStatus
-    consolidation: list[Consolidation]  # runs since start-up, by user
+    consolidation: list[Consolidation]  # runs since start-up: the caller's own (every user's for an admin)
     # per model: its learnt prompt-evaluation rate (tokens/s), and the share of the prompt tokens sent that
     # Ollama reported evaluating (the rest it had cached)
     prompt_evaluation: dict[str, Pace]
@@ -69,8 +72,15 @@ class StatusController(Controller):
         guards=[require_key],
     )
     async def status(
-        self, ollama: Ollama, chat: Chat, consolidator: Consolidator, settings: Settings, state: State
+        self,
+        ollama: Ollama,
+        chat: Chat,
+        consolidator: Consolidator,
+        settings: Settings,
+        state: State,
+        request: Request[Any, Any, Any],
     ) -> Status:
+        """Per-user detail (consolidation runs) only for that user's key, or for an admin key or no keys."""
         version, tags = await asyncio.gather(ollama.version(), ollama.tags(), return_exceptions=True)
         upstream = UpstreamStatus(url=ollama.url, reachable=isinstance(version, str))
         if isinstance(version, str):
@@ -99,9 +109,17 @@ class StatusController(Controller):
             ),
             models=names,
             memory=await chat.memory.status(),
-            consolidation=list(consolidator.runs.values()),
+            consolidation=_visible(consolidator.runs.values(), request.headers, settings),
             prompt_evaluation=chat.prefill.paces(),
         )
+
+
+def _visible(runs: Iterable[Consolidation], headers: Mapping[str, str], settings: Settings) -> list[Consolidation]:
+    """Every run for an admin key (or without keys); a user's own for their key, or a proxy key naming them."""
+    own = key_of(headers, settings.auth)
+    if own is PROXY:
+        own = named_user(headers, settings.identity.user_headers) or ""
+    return [run for run in runs if own is None or run.user == own]
 
 
 def _present(model: str, names: list[str]) -> bool:
