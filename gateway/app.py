@@ -17,7 +17,7 @@ from litestar.exceptions import HTTPException, ValidationException
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import JsonRenderPlugin
 
-from gateway import __version__, datadir
+from gateway import __version__, browser, datadir
 from gateway.chat import Chat, restore_calibration, restore_prefill
 from gateway.config import Settings
 from gateway.consolidate import Consolidator
@@ -75,7 +75,8 @@ def create_app(settings: Settings, *, transport: httpx.AsyncBaseTransport | None
     return Litestar(
         route_handlers=[OpenAIController, MemoryController, simple_chat, StatusController, swagger_ui, redoc],
         lifespan=[lifespan],
-        middleware=[request_id_middleware],
+        middleware=[request_id_middleware, browser.json_only_middleware],
+        cors_config=browser.cors(settings.server.cors_origins),
         dependencies={
             "settings": Provide(lambda: settings, use_cache=True, sync_to_thread=False),
             "ollama": Provide(_from_state("ollama"), sync_to_thread=False),
@@ -136,7 +137,9 @@ def _http_error(_: Request[Any, Any, Any], exc: HTTPException) -> Response[dict[
     status = exc.status_code
     kind = _TYPES.get(status, "invalid_request_error" if status < 500 else "server_error")
     code = "payload_too_large" if status == 413 else None
-    return _envelope(status, error_envelope(exc.detail, kind, None, code))
+    response = _envelope(status, error_envelope(exc.detail, kind, None, code))
+    response.headers.update(exc.headers or {})  # a 405's `Allow`, a 401's `WWW-Authenticate`
+    return response
 
 
 def _unexpected_error(request: Request[Any, Any, Any], exc: Exception) -> Response[dict[str, Any]]:

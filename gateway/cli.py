@@ -63,6 +63,7 @@ def _owning_data_dir(settings: Settings) -> int:
     return 0
 
 
+KEEP_ALIVE_S = 75  # seconds an idle client connection stays open
 CONFIG_HELP = "config file (default: $GATEWAY_CONFIG, else ./config.toml)"
 
 
@@ -149,6 +150,9 @@ def serve(settings: Settings) -> int:
             log_level=settings.server.log_level,
             access_log=False,
             timeout_graceful_shutdown=30,
+            # longer than clients keep an idle connection (httpx 5 s, aiohttp 15 s, browsers up to 60 s): a
+            # server closing at the very moment a client reuses the connection fails that client's request
+            timeout_keep_alive=KEEP_ALIVE_S,
         )
     )
     # A request allocates thousands of short-lived objects (recalled memories, scores) that reference counting

@@ -31,6 +31,7 @@ class ServerSettings(Section):
     host: str = "127.0.0.1"
     port: Port = 8888
     log_level: Literal["debug", "info", "warning", "error"] = "info"
+    cors_origins: list[str] = msgspec.field(default_factory=list)  # web pages elsewhere that may call the gateway
 
 
 class UpstreamSettings(Section):

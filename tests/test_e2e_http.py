@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 import time
 from pathlib import Path
 
@@ -74,7 +75,21 @@ def test_success_is_200_not_201(gateway_url: str) -> None:
 
 def test_unknown_route_and_method_are_envelopes(gateway_url: str) -> None:
     assert_envelope(httpx.get(gateway_url + "/v1/nothing-here"), 404)
-    assert_envelope(httpx.get(gateway_url + CHAT), 405)
+    wrong = httpx.get(gateway_url + CHAT)
+    assert_envelope(wrong, 405)
+    assert "POST" in wrong.headers["allow"].split(", ")
+
+
+def test_an_idle_connection_outlives_the_clients_pool(gateway_url: str) -> None:
+    """httpx keeps an idle connection 5 s: had the server closed it then too, a reuse could meet the close."""
+    host, port = gateway_url.removeprefix("http://").split(":")
+    request = f"GET /health HTTP/1.1\r\nHost: {host}\r\n\r\n".encode()
+    with socket.create_connection((host, int(port)), timeout=10) as conn:
+        conn.sendall(request)
+        assert conn.recv(4096).startswith(b"HTTP/1.1 200")
+        time.sleep(6)
+        conn.sendall(request)
+        assert conn.recv(4096).startswith(b"HTTP/1.1 200")
 
 
 def test_token_array_embeddings_are_refused(gateway_url: str) -> None:
@@ -118,6 +133,35 @@ def test_sse_framing(gateway_url: str) -> None:
     assert events[-1] == ""
     assert events[-2] == "data: [DONE]"
     assert all(event.startswith("data: ") for event in events[:-1])
+
+
+@pytest.mark.parametrize(
+    "kind", ["text/plain", "application/x-www-form-urlencoded", "multipart/form-data; boundary=x", None]
+)
+def test_a_body_that_is_not_said_to_be_json_is_refused(gateway_url: str, kind: str | None) -> None:
+    """What a page on another site can make the browser send without asking first plants no memory."""
+    victim = f"csrf-{abs(hash(kind))}"
+    note = b'{"content": "planted by a web page", "user_id": "%s"}' % victim.encode()
+    headers = {"content-type": kind} if kind else {}
+    response = httpx.post(gateway_url + "/memory/add", content=note, headers=headers)
+    assert response.status_code == 415
+    assert response.json()["error"]["code"] == "unsupported_media_type"
+    assert "application/json" in response.json()["error"]["message"]
+    found = httpx.post(gateway_url + "/memory/search", json={"query": "planted web page", "user_id": victim})
+    assert found.json()["results"] == []
+    charset = {"content-type": "application/json; charset=utf-8"}
+    assert httpx.post(gateway_url + "/memory/add", content=note, headers=charset).status_code == 200
+
+
+def test_cross_origin_pages_are_let_in_only_when_configured(gateway_url: str, fake: Fake, tmp_path: Path) -> None:
+    preflight = {"Origin": "http://localhost:3000", "Access-Control-Request-Method": "POST"}
+    closed = httpx.options(gateway_url + "/memory/add", headers=preflight)
+    assert "access-control-allow-origin" not in closed.headers
+    with processes.gateway(fake.url, tmp_path, GATEWAY_SERVER_CORS_ORIGINS="http://localhost:3000") as url:
+        opened = httpx.options(url + "/memory/add", headers=preflight)
+        assert opened.headers["access-control-allow-origin"] == "http://localhost:3000"
+        other = httpx.options(url + "/memory/add", headers={**preflight, "Origin": "http://evil.example"})
+        assert other.headers.get("access-control-allow-origin") != "http://evil.example"
 
 
 def test_health_and_status(gateway_url: str, fake: Fake) -> None:
