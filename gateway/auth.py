@@ -16,7 +16,7 @@ from litestar.handlers.base import BaseRouteHandler
 
 from gateway.config import AuthSettings, Settings
 from gateway.errors import Forbidden, Unauthorized, UnnamedUser
-from gateway.identity import named_user
+from gateway.identity import named_user, valid_id
 
 PROXY = "proxy"  # what `key_of` says for a proxy key
 
@@ -58,7 +58,7 @@ def user_for(headers: Mapping[str, str], settings: Settings, asked: str | None) 
         if own is None and not asked:
             raise UnnamedUser(settings.identity.user_headers)
     if own is None:
-        return asked or settings.identity.default_user
+        return valid_id(asked or settings.identity.default_user)
     if asked and asked != own:
         raise Forbidden(f"this API key reaches the memory of user {own!r} only, not {asked!r}")
     return own

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import hashlib
+import re
 from collections.abc import Mapping, Sequence
-from typing import Literal
+from typing import Annotated, Literal
 
-from msgspec import Struct
+from msgspec import Meta, Struct
 
 from gateway import openwebui
 from gateway.config import IdentitySettings
@@ -14,6 +15,10 @@ from gateway.errors import InvalidRequest
 from gateway.protocol import ChatMessage, TextContentPart
 
 MemoryMode = Literal["on", "read", "off"]
+ID_LENGTH = 256  # the longest user or conversation id (Open WebUI's are 36-character UUIDs)
+ID_PATTERN = r"^[^\x00-\x1f\x7f]+$"  # no control characters (a NUL, a newline)
+Id = Annotated[str, Meta(min_length=1, max_length=ID_LENGTH, pattern=ID_PATTERN)]  # for request bodies
+_ID = re.compile(ID_PATTERN)
 MEMORY_HEADER = "x-memory"
 
 
@@ -38,8 +43,10 @@ def identify(
     Conversation: a conversation header, else a fingerprint of the conversation's opening messages, which
     stay the same as a client resends a growing history.
     """
-    user = key_user or named_user(headers, settings.user_headers) or body_user or settings.default_user
+    user = valid_id(key_user or named_user(headers, settings.user_headers) or body_user or settings.default_user)
     header, named = _first_header(headers, settings.conversation_headers)
+    if named is not None:
+        valid_id(named, "conversation")
     mode = memory_mode(headers, messages)
     return Identity(
         user=user,
@@ -48,6 +55,18 @@ def identify(
         named=named is not None,
         replay=header.lower() in (h.lower() for h in settings.history_headers),
     )
+
+
+def valid_id(value: str, what: str = "user") -> str:
+    """A user or conversation id as the gateway keeps it: 1 to 256 characters, none of them a control."""
+    if len(value) > ID_LENGTH or not _ID.match(value):
+        shown = value[:40].encode("unicode_escape").decode()
+        raise InvalidRequest(
+            f"a {what} id is 1 to {ID_LENGTH} characters without control characters, not {len(value)}"
+            f" characters starting {shown!r}",
+            param=what,
+        )
+    return value
 
 
 def named_user(headers: Mapping[str, str], names: Sequence[str]) -> str | None:

@@ -16,11 +16,13 @@ import msgspec
 from msgspec import Meta, Struct
 
 from gateway.errors import InvalidRequest
+from gateway.identity import Id
 from gateway.journal import CoreBlock, StoredMessage
 from gateway.memory import Memory
 from gateway.tokens import Count
 
-Text = Annotated[str, Meta(min_length=1)]
+LABEL_PATTERN = r"^[A-Za-z0-9_-]{1,40}$"  # a core block's label
+CORE_LIMIT = 4000  # the most tokens a core block may be given
 
 
 class CoreBlockOut(Struct, kw_only=True):
@@ -39,19 +41,19 @@ class ImportedMessage(Struct, kw_only=True):
 
 
 class ImportedConversation(Struct, kw_only=True):
-    id: Text
+    id: Id
     messages: list[ImportedMessage]
 
 
 class CoreBlockIn(Struct, kw_only=True):
-    label: str
+    label: Annotated[str, Meta(pattern=LABEL_PATTERN)]
     value: str
-    limit: int
+    limit: Annotated[int, Meta(ge=1, le=CORE_LIMIT)]
     updated_at: datetime | None = None
 
 
 class ImportRequest(Struct, kw_only=True):
-    user_id: str | None = None
+    user_id: Id | None = None
     conversations: list[ImportedConversation] = []
     core: list[CoreBlockIn] = []  # as an export has them
     notes: list[Note] = []

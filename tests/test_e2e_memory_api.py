@@ -178,6 +178,32 @@ def test_forget_one_conversation(api: httpx.Client) -> None:
         assert ann.delete("/memory/conversations/chat-bike").status_code == 404  # ann has no such chat
 
 
+def test_bad_ids_and_an_import_with_a_bad_part_store_nothing(api: httpx.Client) -> None:
+    for user in ["a\x00b", "x" * 300, "two\nlines"]:
+        added = api.post("/memory/add", json={"content": "garbage", "user_id": user})
+        assert added.status_code == 400, user
+        assert "user_id" in added.json()["error"]["message"]
+        chat = {"messages": [{"role": "user", "content": "hi"}], "user": user}
+        assert api.post("/v1/chat/completions", json=chat).status_code == 400
+    long_chat = api.post(
+        "/v1/chat/completions",
+        json={"messages": [{"role": "user", "content": "hi"}], "user": "ivy"},
+        headers={"X-Conversation-Id": "c" * 1000},
+    )
+    assert long_chat.status_code == 400
+    assert long_chat.json()["error"]["param"] == "conversation"
+    good = {"id": "kept-out", "messages": [{"role": "user", "content": "imported before the bad part"}]}
+    for bad in (
+        {"conversations": [good], "core": [{"label": "human", "value": "x", "limit": -5}]},
+        {"conversations": [good], "core": [{"label": "no spaces allowed", "value": "x", "limit": 50}]},
+        {"conversations": [good, {"id": "bad\nid", "messages": []}]},
+    ):
+        refused = api.post("/memory/import", json={"user_id": "ivy", **bad})
+        assert refused.status_code == 400, refused.text
+    exported = api.get("/memory/export", params={"user_id": "ivy"}).json()
+    assert (exported["conversations"], exported["core"]) == ([], [])
+
+
 def test_bad_input_is_a_clear_400(api: httpx.Client, tmp_path: Path) -> None:
     bad = api.post("/memory/add", json={"content": "", "user_id": "x"})
     assert bad.status_code == 400

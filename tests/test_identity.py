@@ -87,3 +87,25 @@ def test_a_turn_with_a_file_keeps_its_conversation() -> None:
     first = identify({}, msgs("s", wrapped), SETTINGS)
     assert first.mode == "on"
     assert first.conversation == identify({}, msgs("s", "hi", "hello", "more"), SETTINGS).conversation
+
+
+@pytest.mark.parametrize("bad", ["", "a\x00b", "line\nbreak", "x" * 257, "tab\there", "\x7f"])
+def test_ids_are_refused_at_the_door_with_a_clear_400(bad: str) -> None:
+    with pytest.raises(InvalidRequest, match="1 to 256 characters without control characters") as caught:
+        identify({}, msgs("s", "hi"), SETTINGS, body_user=bad or "\x00")
+    assert caught.value.param == "user"
+    with pytest.raises(InvalidRequest, match="conversation id") as named:
+        identify({"x-conversation-id": bad or "\x00"}, msgs("s", "hi"), SETTINGS)
+    assert named.value.param == "conversation"
+
+
+def test_ordinary_ids_pass() -> None:
+    for good in [
+        "ann",
+        "ann@example.com",
+        "c2a7044c-1aff-452d-8b45-d5f0427ba17d",
+        "temporary:AdYE4LWkt_XBq",
+        "Zoë",
+        "x" * 256,
+    ]:
+        assert identify({}, msgs("s", "hi"), SETTINGS, body_user=good).user == good

@@ -12,16 +12,16 @@ from msgspec import Meta, Struct
 from gateway.auth import require_key, user_for
 from gateway.chat import Chat
 from gateway.config import Settings
-from gateway.identity import Identity
+from gateway.identity import Id, Identity
 from gateway.protocol import ChatCompletionRequest, ChatMessage, CompletionUsage
 from gateway.routes.docs import error_responses, example
 
 
 class SimpleChatRequest(Struct, kw_only=True):
     message: Annotated[str, Meta(min_length=1)]
-    user_id: str | None = None
+    user_id: Id | None = None
     include_memory_search: bool = True
-    conversation_id: str | None = None
+    conversation_id: Id | None = None
     model: str | None = None
 
 

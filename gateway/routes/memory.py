@@ -3,6 +3,7 @@ and the prompt a chat request would get. Every route acts for one user: the API 
 
 from __future__ import annotations
 
+import re
 import time
 from datetime import datetime
 from typing import Annotated, Any, Literal
@@ -17,6 +18,7 @@ from gateway.chat import Chat
 from gateway.config import Settings
 from gateway.consolidate import Consolidation, Consolidator
 from gateway.errors import InvalidRequest, NotFound
+from gateway.identity import Id, valid_id
 from gateway.journal import CoreBlock
 from gateway.memory import Memory
 from gateway.prompt import Budget, Recalled
@@ -24,6 +26,8 @@ from gateway.protocol import ChatCompletionRequest, ChatMessage
 from gateway.routes.docs import error_responses, example
 from gateway.tokens import Count
 from gateway.transfer import (
+    CORE_LIMIT,
+    LABEL_PATTERN,
     CoreBlockOut,
     Export,
     Imported,
@@ -43,7 +47,7 @@ CORE_LABEL = "human"  # where `/memory/add` with memory_type "core" appends
 class AddRequest(Struct, kw_only=True):
     content: Text
     memory_type: MemoryType = "archival"
-    user_id: str | None = None
+    user_id: Id | None = None
 
 
 class Added(Struct, kw_only=True):
@@ -56,7 +60,7 @@ class Added(Struct, kw_only=True):
 class SearchRequest(Struct, kw_only=True):
     query: Text
     limit: Annotated[int, Meta(ge=1, le=200)] = 5
-    user_id: str | None = None
+    user_id: Id | None = None
 
 
 class Found(Struct, kw_only=True):
@@ -80,8 +84,8 @@ class Deleted(Struct, kw_only=True):
 
 class CoreBlockBody(Struct, kw_only=True):
     value: str
-    limit: Annotated[int, Meta(ge=1, le=4000)] = CORE_BLOCK_TOKENS
-    user_id: str | None = None
+    limit: Annotated[int, Meta(ge=1, le=CORE_LIMIT)] = CORE_BLOCK_TOKENS
+    user_id: Id | None = None
 
 
 class CoreMemory(Struct, kw_only=True):
@@ -91,7 +95,7 @@ class CoreMemory(Struct, kw_only=True):
 
 
 class ConsolidateRequest(Struct, kw_only=True):
-    user_id: str | None = None
+    user_id: Id | None = None
 
 
 class Context(Struct, kw_only=True):
@@ -185,7 +189,7 @@ class MemoryController(Controller):
         """Forget every message of one conversation: the chat id Open WebUI shows in its address (`/c/<id>`),
         an `X-Conversation-Id`, or a `conversation_id` of `/chat`."""
         user = _user(request, settings, user_id)
-        deleted = await memory.forget_conversation(user, conversation_id)
+        deleted = await memory.forget_conversation(user, valid_id(conversation_id, "conversation"))
         if not deleted:
             raise NotFound(f"no conversation {conversation_id!r} for user {user!r}")
         return Deleted(user_id=user, deleted=deleted)
@@ -355,7 +359,7 @@ def _checked(label: str, value: str, limit: int, count: Count) -> CoreBlock:
 
 
 def _label(label: str) -> str:
-    if not label.replace("_", "").replace("-", "").isalnum() or len(label) > 40:
+    if not re.match(LABEL_PATTERN, label):
         raise InvalidRequest("a core block's label is 1-40 letters, digits, - or _", param="label")
     return label
 
