@@ -82,6 +82,9 @@ Penalty = Annotated[float, Meta(ge=-2, le=2)]
 TokenCount = Annotated[int, Meta(ge=1)]
 
 
+ReasoningEffort = Literal["none", "minimal", "low", "medium", "high"]  # OpenAI's values; Ollama's think levels
+
+
 class ChatCompletionRequest(Struct, kw_only=True):
     """What the gateway reads of a chat completion request (plus Ollama's own extras, passed through)."""
 
@@ -100,7 +103,7 @@ class ChatCompletionRequest(Struct, kw_only=True):
     response_format: ResponseFormat | None = None
     tools: list[ToolDefinition] | None = None
     tool_choice: str | dict[str, Any] | None = None
-    reasoning_effort: str | None = None
+    reasoning_effort: ReasoningEffort | None = None
     n: int | None = None
     logprobs: bool | None = None
     top_logprobs: int | None = None

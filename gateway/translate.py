@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import binascii
 import re
 import secrets
 import struct
@@ -131,7 +132,8 @@ def _think(request: ChatCompletionRequest) -> bool | str | None:
         return request.think
     if request.reasoning_effort is None:
         return None
-    return False if request.reasoning_effort == "none" else request.reasoning_effort
+    levels: dict[str, bool | str] = {"none": False, "minimal": "low"}  # Ollama thinks at low, medium or high
+    return levels.get(request.reasoning_effort, request.reasoning_effort)
 
 
 def ollama_messages(messages: list[ChatMessage]) -> list[dict[str, Any]]:
@@ -170,7 +172,14 @@ def _image(part: ImageContentPart, index: int) -> str:
             "Ollama takes images inline only: send image_url.url as a data: URL (data:image/png;base64,...).",
             param=f"messages[{index}].content",
         )
-    return url[match.end() :]
+    data = url[match.end() :]
+    try:
+        base64.b64decode(data, validate=True)
+    except binascii.Error as exc:
+        raise InvalidRequest(
+            f"an image's data: URL does not hold valid base64 ({exc})", param=f"messages[{index}].content"
+        ) from None
+    return data
 
 
 def _ollama_tool_call(call: ToolCall, index: int) -> dict[str, Any]:

@@ -48,6 +48,33 @@ def test_bad_chat_bodies_are_400_envelopes(gateway_url: str, body: bytes, param:
     assert says in str(error["message"])
 
 
+@pytest.mark.parametrize(
+    ("extra", "param"),
+    [
+        ({"reasoning_effort": "extreme"}, "reasoning_effort"),
+        (
+            {
+                "messages": [
+                    {
+                        "role": "user",
+                        "content": [{"type": "image_url", "image_url": {"url": "data:image/png;base64,@@@"}}],
+                    }
+                ]
+            },
+            "messages[0].content",
+        ),
+    ],
+)
+def test_values_ollama_cannot_take_are_refused_at_the_door(
+    gateway_url: str, fake: Fake, extra: dict[str, object], param: str
+) -> None:
+    body = {"messages": [{"role": "user", "content": "hi"}], **extra}
+    response = httpx.post(gateway_url + CHAT, json=body)
+    assert_envelope(response, 400)
+    assert response.json()["error"]["param"] == param
+    assert fake.requests() == []
+
+
 def test_http_image_urls_are_refused_by_name(gateway_url: str) -> None:
     content = [{"type": "text", "text": "what is this"}, {"type": "image_url", "image_url": {"url": "http://x/y.png"}}]
     response = httpx.post(gateway_url + CHAT, json={"messages": [{"role": "user", "content": content}]})
@@ -58,12 +85,12 @@ def test_http_image_urls_are_refused_by_name(gateway_url: str) -> None:
 def test_inline_images_go_to_ollama(gateway_url: str, fake: Fake) -> None:
     content = [
         {"type": "text", "text": "what"},
-        {"type": "image_url", "image_url": {"url": "data:image/png;base64,iVBOR"}},
+        {"type": "image_url", "image_url": {"url": "data:image/png;base64,iVBORw0KGgo="}},
     ]
     body = {"messages": [{"role": "user", "content": content}]}
     response = httpx.post(gateway_url + CHAT, json=body, headers={"X-Memory": "off"})  # the translation alone
     assert response.status_code == 200
-    assert fake.requests()[0]["messages"] == [{"role": "user", "content": "what", "images": ["iVBOR"]}]
+    assert fake.requests()[0]["messages"] == [{"role": "user", "content": "what", "images": ["iVBORw0KGgo="]}]
 
 
 def test_success_is_200_not_201(gateway_url: str) -> None:

@@ -102,6 +102,7 @@ def test_reasoning_effort_and_think() -> None:
     assert "think" not in body()
     assert body(reasoning_effort="none")["think"] is False
     assert body(reasoning_effort="high")["think"] == "high"
+    assert body(reasoning_effort="minimal")["think"] == "low"  # Ollama's least
     assert body(think=True, reasoning_effort="none")["think"] is True
 
 
