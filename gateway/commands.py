@@ -60,6 +60,7 @@ async def import_file(settings: Settings, path: Path, user: str) -> int:
     print(
         f"gateway: imported {imported.messages} messages in {imported.conversations} conversations,"
         f" {imported.core} core blocks and {imported.notes} notes for user {user}; indexed with {_how(status)}"
+        + (f"; {imported.already} already remembered, left out" if imported.already else "")
     )
     return 0
 

@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import json
 import time
+from collections import Counter
 from collections.abc import AsyncIterator, Collection, Sequence
 from pathlib import Path
 from typing import Literal
@@ -244,24 +245,75 @@ class Journal:
         self, user: str, conversation: str, messages: Sequence[tuple[str, str, float, str]]
     ) -> list[int]:
         """Store messages that came without a turn of ours (an import): (role, text, created_at, name) each."""
-        rows = [(None, user, conversation, role, text, when, name) for role, text, when, name in messages]
         async with self._write():
-            ids = []
-            for start in range(0, len(rows), ROWS_PER_STATEMENT):
-                ids += await self._insert_queued(rows[start : start + ROWS_PER_STATEMENT])
-            return ids
+            return await self._add_messages(user, conversation, messages)
+
+    async def _add_messages(
+        self, user: str, conversation: str, messages: Sequence[tuple[str, str, float, str]]
+    ) -> list[int]:
+        rows = [(None, user, conversation, role, text, when, name) for role, text, when, name in messages]
+        ids = []
+        for start in range(0, len(rows), ROWS_PER_STATEMENT):
+            ids += await self._insert_queued(rows[start : start + ROWS_PER_STATEMENT])
+        return ids
+
+    async def import_memory(
+        self,
+        user: str,
+        conversations: Sequence[tuple[str, Sequence[tuple[str, str, float, str]]]],
+        core: Sequence[CoreBlock],
+        notes: Sequence[tuple[str, float]],
+    ) -> tuple[int, int]:
+        """Store an import in one transaction: conversations ((role, text, created_at, name) each), core blocks
+        and notes (text, created_at). What the user's memory already holds is left out, so importing the same
+        file again, whole or after a crash, adds nothing twice: a conversation's messages by role, words and
+        speaker (counted), a note by its words. Returns the messages and the notes added."""
+        added = noted = 0
+        async with self._write(forgetting_core_of=user):
+            for conversation, messages in conversations:
+                rows = await self._db.execute_fetchall(
+                    "SELECT role, text, name FROM messages WHERE user = ? AND conversation = ? AND kind = 'message'",
+                    (user, conversation),
+                )
+                held: Counter[tuple[str, str, str]] = Counter((role, text, name) for role, text, name in rows)
+                fresh = []
+                for role, text, when, name in messages:
+                    if held[(role, text, name)]:
+                        held[(role, text, name)] -= 1
+                    else:
+                        fresh.append((role, text, when, name))
+                added += len(await self._add_messages(user, conversation, fresh))
+            for block in core:
+                await self._db.execute(
+                    "INSERT OR REPLACE INTO core (user, label, value, max_tokens, updated_at) VALUES (?, ?, ?, ?, ?)",
+                    (user, block.label, block.value, block.max_tokens, block.updated_at),
+                )
+            held_notes = {
+                row[0]
+                for row in await self._db.execute_fetchall(
+                    "SELECT text FROM messages WHERE user = ? AND kind = 'note'", (user,)
+                )
+            }
+            for text, when in notes:
+                if text not in held_notes:
+                    held_notes.add(text)
+                    await self._insert_note(user, text, "note", when)
+                    noted += 1
+        return added, noted
 
     async def add_note(self, user: str, text: str, *, kind: str = "note", when: float = 0.0) -> int:
         """A memory that is not part of a conversation (an archival note); queued for indexing."""
         async with self._write():
-            cursor = await self._db.execute(
-                "INSERT INTO messages (user, conversation, role, kind, text, created_at)"
-                " VALUES (?, '', 'user', ?, ?, ?)",
-                (user, kind, text, when or time.time()),
-            )
-            assert cursor.lastrowid is not None
-            await self._db.execute("INSERT INTO outbox (message_id) VALUES (?)", (cursor.lastrowid,))
-            return cursor.lastrowid
+            return await self._insert_note(user, text, kind, when)
+
+    async def _insert_note(self, user: str, text: str, kind: str, when: float) -> int:
+        cursor = await self._db.execute(
+            "INSERT INTO messages (user, conversation, role, kind, text, created_at) VALUES (?, '', 'user', ?, ?, ?)",
+            (user, kind, text, when or time.time()),
+        )
+        assert cursor.lastrowid is not None
+        await self._db.execute("INSERT INTO outbox (message_id) VALUES (?)", (cursor.lastrowid,))
+        return cursor.lastrowid
 
     async def message(self, id: int) -> StoredMessage | None:
         async with self._lock:

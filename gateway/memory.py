@@ -22,7 +22,7 @@ from gateway import lexical
 from gateway.config import Settings
 from gateway.errors import GatewayError, IndexMismatch
 from gateway.index import Entry, Index, Stored, open_index
-from gateway.journal import Journal, StoredMessage, Turn
+from gateway.journal import CoreBlock, Journal, StoredMessage, Turn
 from gateway.ollama import Ollama
 from gateway.prompt import Recalled
 from gateway.recall import fuse
@@ -250,11 +250,18 @@ class Memory:
         self._wake.set()
         return id
 
-    async def add_conversation(self, user: str, conversation: str, messages: list[tuple[str, str, float, str]]) -> int:
-        """Remember an imported conversation: (role, text, created_at, name) each; returns how many."""
-        ids = await self.journal.add_messages(user, conversation, messages)
+    async def import_memory(
+        self,
+        user: str,
+        conversations: list[tuple[str, list[tuple[str, str, float, str]]]],
+        core: list[CoreBlock],
+        notes: list[tuple[str, float]],
+    ) -> tuple[int, int]:
+        """Remember an import whole or not at all, leaving out what is already remembered; (messages, notes)
+        added."""
+        added = await self.journal.import_memory(user, conversations, core, notes)
         self._wake.set()
-        return len(ids)
+        return added
 
     async def forget_message(self, id: int) -> StoredMessage | None:
         """Delete one memory from the journal and the index; the memory as it was, or None if unknown."""

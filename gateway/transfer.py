@@ -65,6 +65,7 @@ class Imported(Struct, kw_only=True):
     messages: int
     core: int = 0
     notes: int = 0
+    already: int = 0  # messages and notes left out: the user's memory already held them
 
 
 class Note(Struct, kw_only=True):
@@ -80,18 +81,23 @@ class Export(Struct, kw_only=True):
 
 
 async def import_memory(memory: Memory, user: str, data: ImportRequest) -> Imported:
-    """Conversations (each message's created_at kept), then core blocks and notes, as an export has them."""
-    total = 0
-    for conversation in data.conversations:
-        rows = [_row(m) for m in conversation.messages if m.role != "system" and m.content]
-        total += await memory.add_conversation(user, conversation.id, rows)
-    for block in data.core:
-        when = block.updated_at.timestamp() if block.updated_at else time.time()
-        await memory.journal.put_core(user, CoreBlock(block.label, block.value, block.limit, when))
-    for note in data.notes:
-        await memory.note(user, note.content, when=note.created_at.timestamp())
+    """Conversations (each message's created_at kept), core blocks and notes, as an export has them: in one
+    transaction, and without what the user's memory already holds (importing again adds nothing twice)."""
+    conversations = [
+        (c.id, [_row(m) for m in c.messages if m.role != "system" and m.content]) for c in data.conversations
+    ]
+    now = time.time()
+    core = [CoreBlock(b.label, b.value, b.limit, b.updated_at.timestamp() if b.updated_at else now) for b in data.core]
+    notes = [(n.content, n.created_at.timestamp()) for n in data.notes]
+    messages, noted = await memory.import_memory(user, conversations, core, notes)
+    offered = sum(len(rows) for _, rows in conversations) + len(notes)
     return Imported(
-        user_id=user, conversations=len(data.conversations), messages=total, core=len(data.core), notes=len(data.notes)
+        user_id=user,
+        conversations=len(data.conversations),
+        messages=messages,
+        core=len(data.core),
+        notes=noted,
+        already=offered - messages - noted,
     )
 
 

@@ -141,3 +141,20 @@ def test_forget_a_conversation_from_the_command_line(fake: Fake, tmp_path: Path)
         assert [r["content"] for r in found["results"]] == ["the report is due Friday"]
     unknown = processes.command("forget", "--user", "kim", "--conversation", "trip", data_dir=data, upstream=fake.url)
     assert (unknown.returncode, unknown.stderr) == (1, "gateway: no conversation 'trip' for user kim\n")
+
+
+def test_importing_the_same_file_again_adds_nothing(fake: Fake, tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    (tmp_path / "chatgpt.json").write_text(json.dumps(CHATGPT))
+    first = processes.command(
+        "import", str(tmp_path / "chatgpt.json"), "--user", "lee", data_dir=data, upstream=fake.url
+    )
+    assert first.returncode == 0, first.stderr
+    before = export(data, fake.url, "lee")
+    again = processes.command(
+        "import", str(tmp_path / "chatgpt.json"), "--user", "lee", data_dir=data, upstream=fake.url
+    )
+    assert again.returncode == 0, again.stderr
+    assert "imported 0 messages in 1 conversations" in again.stdout
+    assert "2 already remembered, left out" in again.stdout
+    assert export(data, fake.url, "lee") == before

@@ -109,7 +109,14 @@ def test_export_import_export_is_identical(api: httpx.Client) -> None:
         ],
     }
     imported = api.post("/memory/import", json={"user_id": "finn", "conversations": [conversation]})
-    assert imported.json() == {"user_id": "finn", "conversations": 1, "messages": 3, "core": 0, "notes": 0}
+    assert imported.json() == {
+        "user_id": "finn",
+        "conversations": 1,
+        "messages": 3,
+        "core": 0,
+        "notes": 0,
+        "already": 0,
+    }
     api.put("/memory/core/human", json={"value": "Lives in Bergen.", "user_id": "finn"})
     api.post("/memory/add", json={"content": "Prefers aisle seats", "user_id": "finn"})
     first = api.get("/memory/export", params={"user_id": "finn"}).json()
@@ -118,9 +125,12 @@ def test_export_import_export_is_identical(api: httpx.Client) -> None:
     assert exported["messages"][2]["name"] == "Finn"
 
     again = api.post("/memory/import", json={**first, "user_id": "finn2"}).json()
-    assert again == {"user_id": "finn2", "conversations": 1, "messages": 3, "core": 1, "notes": 1}
+    assert again == {"user_id": "finn2", "conversations": 1, "messages": 3, "core": 1, "notes": 1, "already": 0}
     second = api.get("/memory/export", params={"user_id": "finn2"}).json()
     assert second == {**first, "user_id": "finn2"}
+    repeated = api.post("/memory/import", json={**first, "user_id": "finn2"}).json()  # a retry, say
+    assert (repeated["messages"], repeated["notes"], repeated["already"]) == (0, 0, 4)
+    assert api.get("/memory/export", params={"user_id": "finn2"}).json() == second
 
 
 def test_context_shows_the_prompt_without_calling_the_model(api: httpx.Client, fake: Fake) -> None:

@@ -350,3 +350,28 @@ async def test_requeue_users_queues_only_their_messages_on_the_branch(tmp_path: 
         assert [m.id for m in await journal.pending()] == kept
     finally:
         await journal.close()
+
+
+async def test_importing_again_adds_nothing_twice(tmp_path: Path) -> None:
+    journal = await Journal.open(tmp_path / "journal.db")
+    said = [
+        ("user", "we met in Porto", 1.0, ""),
+        ("assistant", "lovely", 2.0, ""),
+        ("user", "we met in Porto", 3.0, ""),
+    ]
+    core = [CoreBlock("human", "Ann, from Porto", 100, 5.0)]
+    try:
+        assert await journal.import_memory("ann", [("c1", said[:1])], [], []) == (1, 0)  # a crash cut it short
+        assert await journal.import_memory("ann", [("c1", said), ("c2", said[:1])], core, [("a note", 4.0)]) == (3, 1)
+        assert await journal.import_memory("ann", [("c1", said), ("c2", said[:1])], core, [("a note", 4.0)]) == (0, 0)
+        assert [m.text for m in await journal.messages_of("ann")] == [
+            "we met in Porto",
+            "lovely",
+            "we met in Porto",  # said twice in the conversation: both kept
+            "we met in Porto",
+            "a note",
+        ]
+        assert await journal.import_memory("bob", [("c1", said)], [], []) == (3, 0)  # another user's are their own
+        assert [b.value for b in await journal.core("ann")] == ["Ann, from Porto"]
+    finally:
+        await journal.close()
