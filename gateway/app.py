@@ -88,6 +88,8 @@ def create_app(settings: Settings, *, transport: httpx.AsyncBaseTransport | None
         exception_handlers={
             GatewayError: _gateway_error,
             ValidationException: _validation_error,
+            RecursionError: _unreadable_body,  # JSON nested past what the decoder follows
+            UnicodeDecodeError: _unreadable_body,  # bytes in a JSON string that are not UTF-8
             HTTPException: _http_error,
             404: _http_error,
             405: _http_error,
@@ -131,6 +133,13 @@ def _validation_error(_: Request[Any, Any, Any], exc: ValidationException) -> Re
     if param:
         message = f"{message} (at `{param}`)"
     return _envelope(400, error_envelope(message, "invalid_request_error", param))
+
+
+def _unreadable_body(_: Request[Any, Any, Any], exc: Exception) -> Response[dict[str, Any]]:
+    why = "it is nested too deeply"
+    if isinstance(exc, UnicodeDecodeError):
+        why = f"it is not UTF-8 ({exc.reason} at byte {exc.start})"
+    return _envelope(400, error_envelope(f"Could not parse the JSON body: {why}.", "invalid_request_error"))
 
 
 def _http_error(_: Request[Any, Any, Any], exc: HTTPException) -> Response[dict[str, Any]]:

@@ -38,6 +38,8 @@ def assert_envelope(response: httpx.Response, status: int) -> dict[str, object]:
         (b'{"messages": [{"role": "robot", "content": "hi"}]}', "messages[0].role", "robot"),
         (b'{"messages": [{"role": "user", "content": "hi"}], "temperature": 9}', "temperature", "<= 2"),
         (b'{"messages": [{"role": "user", "content": "hi"}], "max_tokens": 0}', "max_tokens", ">= 1"),
+        (b'{"messages": ' + b"[" * 100_000 + b"]" * 100_000 + b"}", None, "nested too deeply"),
+        (b'{"messages": [{"role": "user", "content": "\xff\xfe hi"}]}', None, "not UTF-8"),
     ],
 )
 def test_bad_chat_bodies_are_400_envelopes(gateway_url: str, body: bytes, param: str | None, says: str) -> None:
@@ -100,6 +102,12 @@ def test_success_is_200_not_201(gateway_url: str) -> None:
     assert response.status_code == 200
 
 
+@pytest.mark.parametrize("memory_id", [2**63, 2**70, 0, -1])
+def test_a_memory_id_sqlite_cannot_hold_is_a_400(gateway_url: str, memory_id: int) -> None:
+    error = assert_envelope(httpx.delete(f"{gateway_url}/memory/{memory_id}"), 400)
+    assert error["param"] == "memory_id"
+
+
 def test_unknown_route_and_method_are_envelopes(gateway_url: str) -> None:
     assert_envelope(httpx.get(gateway_url + "/v1/nothing-here"), 404)
     wrong = httpx.get(gateway_url + CHAT)
@@ -111,12 +119,29 @@ def test_an_idle_connection_outlives_the_clients_pool(gateway_url: str) -> None:
     """httpx keeps an idle connection 5 s: had the server closed it then too, a reuse could meet the close."""
     host, port = gateway_url.removeprefix("http://").split(":")
     request = f"GET /health HTTP/1.1\r\nHost: {host}\r\n\r\n".encode()
-    with socket.create_connection((host, int(port)), timeout=10) as conn:
+    with socket.create_connection((host, int(port)), timeout=30) as conn:
         conn.sendall(request)
-        assert conn.recv(4096).startswith(b"HTTP/1.1 200")
+        assert answer(conn).startswith(b"HTTP/1.1 200")
         time.sleep(6)
         conn.sendall(request)
-        assert conn.recv(4096).startswith(b"HTTP/1.1 200")
+        assert answer(conn).startswith(b"HTTP/1.1 200")
+
+
+def answer(conn: socket.socket) -> bytes:
+    """One whole HTTP response read off a raw connection (b"" if the server closed it)."""
+    got = b""
+    while b"\r\n\r\n" not in got:
+        chunk = conn.recv(4096)
+        if not chunk:
+            return got
+        got += chunk
+    head, _, body = got.partition(b"\r\n\r\n")
+    length = int(
+        next(line.split(b":")[1] for line in head.split(b"\r\n") if line.lower().startswith(b"content-length"))
+    )
+    while len(body) < length:
+        body += conn.recv(4096)
+    return head + b"\r\n\r\n" + body
 
 
 def test_token_array_embeddings_are_refused(gateway_url: str) -> None:

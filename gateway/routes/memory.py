@@ -40,6 +40,7 @@ from gateway.transfer import (
 
 MemoryType = Literal["archival", "recall", "core"]
 Text = Annotated[str, Meta(min_length=1)]
+MAX_ID = 2**63 - 1  # SQLite's largest rowid
 CORE_BLOCK_TOKENS = 500  # a core block's size limit unless the request sets one
 CORE_LABEL = "human"  # where `/memory/add` with memory_type "core" appends
 
@@ -159,7 +160,7 @@ class MemoryController(Controller):
     @delete("/{memory_id:int}", status_code=200, summary="Forget one memory", responses=error_responses(401, 403, 404))
     async def forget_one(
         self,
-        memory_id: Annotated[int, Parameter(examples=[Example(value=42)])],
+        memory_id: Annotated[int, Parameter(ge=1, le=MAX_ID, examples=[Example(value=42)])],
         memory: Memory,
         settings: Settings,
         request: Request[Any, Any, Any],
