@@ -103,19 +103,21 @@ class Chat:
 
         The client's messages, each earlier user message with the memory block it got on its turn (from the
         journal), and the memories recalled now (for `asked`, the user's words) at the head of the newest."""
+        limit = request.max_completion_tokens or request.max_tokens
+        reserve = prompt.reserve_for(limit, self._model.reserve_completion)
+        prompt.refuse_unfittable(request.messages, window=self._model.context_window, reserve=reserve)
         messages, skipped = await self._with_history(request.messages, who)
         placed = await self._placed(messages, who, skipped)
         injected = sum(len(e.injected) for e in placed.blocks.values())
         fresh_recall = recall and placed.again is None and messages[-1].role == "user"
         recollection = await self._recall(asked, who, injected, placed.left()) if fresh_recall else Recollection([])
         core = await self._core(who)
-        limit = request.max_completion_tokens or request.max_tokens
         model = self.model_for(request)
         tools = tokens.tools_tokens(self.count, request.tools)
         kept, budget, block = prompt.fit(
             messages,
             window=self._model.context_window,
-            reserve=prompt.reserve_for(limit, self._model.reserve_completion),
+            reserve=reserve,
             count=self.count,
             tools=tools,
             core=core,

@@ -56,10 +56,11 @@ class UnsupportedParameter(InvalidRequest):
 class ContextLengthExceeded(InvalidRequest):
     code = "context_length_exceeded"
 
-    def __init__(self, *, window: int, reserve: int, needed: int) -> None:
+    def __init__(self, *, window: int, reserve: int, needed: int, at_least: bool = False) -> None:
         super().__init__(
             f"This model's context window is {window} tokens, {reserve} of them kept for the answer; "
-            f"the system prompt and the newest message alone need {needed}. Shorten the message, "
+            f"the system prompt and the newest message alone need {'at least ' if at_least else ''}{needed}."
+            " Shorten the message, "
             "or lower max_tokens.",
             param="messages",
         )

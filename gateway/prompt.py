@@ -32,6 +32,7 @@ from gateway.protocol import ChatMessage, TextContentPart
 from gateway.tokens import REPLY_PRIMING, Count, message_tokens
 
 CORE_PREAMBLE = "Core memory: what is known about this user and this assistant, kept up to date by the gateway."
+LONGEST_TOKEN = 128  # characters: the longest token of cl100k_base and o200k_base is 128 bytes
 KEEP = 0.5  # a moving cut keeps the history within this share of the room it may use
 
 __all__ = ["SYSTEM_ROLES", "Budget", "Recalled", "fit", "leading_system"]
@@ -54,6 +55,17 @@ class Budget(Struct):
     placed: int = 0  # memory blocks of earlier turns, kept where they were (part of `recent`)
     fresh: int = 0  # tokens after the longest prefix the model has cached (set by the caller)
     memory_ids: list[int] = []  # the recalled memories that went in now
+
+
+def refuse_unfittable(messages: Sequence[ChatMessage], *, window: int, reserve: int) -> None:
+    """Refuse at once a request whose system prompt and newest message cannot fit, whatever they count to: no
+    token of our encodings is longer than `LONGEST_TOKEN` characters, so a 15 MB message is refused without
+    counting it (which took seconds, holding every other request)."""
+    lead = leading_system(messages)
+    fixed = [*messages[:lead], *messages[lead:][-1:]]
+    fewest = sum(len(text_of(m)) for m in fixed) // LONGEST_TOKEN
+    if fewest > 2 * (window - reserve):  # twice: far past any count correction the gateway may have learnt
+        raise ContextLengthExceeded(window=window, reserve=reserve, needed=fewest, at_least=True)
 
 
 def reserve_for(max_tokens: int | None, default: int) -> int:

@@ -93,3 +93,12 @@ def test_a_model_that_counts_more_tokens_gets_smaller_budgets(fake: Fake, tmp_pa
 def free_of(headers: httpx.Headers) -> int:
     parts = dict(part.split("=") for part in headers["x-prompt-budget"].split("; "))
     return int(parts["free"])
+
+
+def test_a_message_of_megabytes_is_refused_at_once(gateway_url: str) -> None:
+    """Refused by its length alone: counting it would hold every other request for seconds."""
+    body = {"messages": [{"role": "user", "content": "word " * 2_500_000}]}
+    response = httpx.post(gateway_url + "/v1/chat/completions", json=body, timeout=60)
+    assert response.status_code == 400
+    assert response.json()["error"]["code"] == "context_length_exceeded"
+    assert "at least" in response.json()["error"]["message"]

@@ -10,7 +10,7 @@ import pytest
 
 from gateway import block
 from gateway.errors import ContextLengthExceeded
-from gateway.prompt import SYSTEM_ROLES, Recalled, fit, reserve_for
+from gateway.prompt import SYSTEM_ROLES, Recalled, fit, refuse_unfittable, reserve_for
 from gateway.protocol import ChatMessage
 from gateway.tokens import PER_MESSAGE, REPLY_PRIMING, load_counter, message_tokens
 
@@ -308,3 +308,11 @@ def test_the_prompt_with_memories_never_exceeds_the_budget() -> None:
             assert str(kept[-1].content) == text + str(messages[-1].content)
             assert kept[-1].role == messages[-1].role
     assert 0 < refused < 100  # both outcomes were exercised
+
+
+def test_a_message_far_too_long_is_refused_without_being_counted() -> None:
+    """No count is passed in: 15 MB took tiktoken seconds to count, holding every other request."""
+    huge = [ChatMessage(role="system", content="Be brief."), ChatMessage(role="user", content="word " * 3_000_000)]
+    with pytest.raises(ContextLengthExceeded, match="need at least 117187"):
+        refuse_unfittable(huge, window=8192, reserve=1024)
+    refuse_unfittable([*huge[:1], ChatMessage(role="user", content="word " * 3000)], window=8192, reserve=1024)
