@@ -21,6 +21,8 @@ from gateway.journal import CoreBlock, StoredMessage
 from gateway.memory import Memory
 from gateway.tokens import Count
 
+MEMORY_CHARS = 64_000  # the longest memory kept: twice what an 8K window holds, and milliseconds to index
+Memorable = Annotated[str, Meta(max_length=MEMORY_CHARS)]
 LABEL_PATTERN = r"^[A-Za-z0-9_-]{1,40}$"  # a core block's label
 CORE_LIMIT = 4000  # the most tokens a core block may be given
 
@@ -35,7 +37,7 @@ class CoreBlockOut(Struct, kw_only=True):
 
 class ImportedMessage(Struct, kw_only=True):
     role: Literal["user", "assistant", "system"]
-    content: str
+    content: Memorable
     name: str | None = None
     created_at: datetime | None = None
 
@@ -69,7 +71,7 @@ class Imported(Struct, kw_only=True):
 
 
 class Note(Struct, kw_only=True):
-    content: str
+    content: Memorable
     created_at: datetime
 
 

@@ -214,6 +214,17 @@ def test_bad_ids_and_an_import_with_a_bad_part_store_nothing(api: httpx.Client) 
     assert (exported["conversations"], exported["core"]) == ([], [])
 
 
+def test_a_memory_is_at_most_64000_characters(api: httpx.Client) -> None:
+    """A 10 MB note used to hold the event loop for seconds while it was indexed."""
+    huge = api.post("/memory/add", json={"content": "x" * 10_000_000, "user_id": "jo"}, timeout=60)
+    assert huge.status_code == 400
+    assert "64000" in huge.json()["error"]["message"]
+    message = {"role": "user", "content": "y" * 64_001}
+    imported = api.post("/memory/import", json={"user_id": "jo", "conversations": [{"id": "c", "messages": [message]}]})
+    assert imported.status_code == 400
+    assert api.post("/memory/add", json={"content": "z" * 64_000, "user_id": "jo"}).status_code == 200
+
+
 def test_bad_input_is_a_clear_400(api: httpx.Client, tmp_path: Path) -> None:
     bad = api.post("/memory/add", json={"content": "", "user_id": "x"})
     assert bad.status_code == 400

@@ -28,6 +28,7 @@ from gateway.tokens import Count
 from gateway.transfer import (
     CORE_LIMIT,
     LABEL_PATTERN,
+    MEMORY_CHARS,
     CoreBlockOut,
     Export,
     Imported,
@@ -39,7 +40,7 @@ from gateway.transfer import (
 )
 
 MemoryType = Literal["archival", "recall", "core"]
-Text = Annotated[str, Meta(min_length=1)]
+Text = Annotated[str, Meta(min_length=1, max_length=MEMORY_CHARS)]  # a memory added by hand
 MAX_ID = 2**63 - 1  # SQLite's largest rowid
 CORE_BLOCK_TOKENS = 500  # a core block's size limit unless the request sets one
 CORE_LABEL = "human"  # where `/memory/add` with memory_type "core" appends
