@@ -17,7 +17,7 @@ from litestar.exceptions import HTTPException, ValidationException
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import JsonRenderPlugin
 
-from gateway import __version__, browser, datadir
+from gateway import __version__, browser, datadir, timeouts
 from gateway.chat import Chat, restore_calibration, restore_prefill
 from gateway.config import Settings
 from gateway.consolidate import Consolidator
@@ -75,7 +75,11 @@ def create_app(settings: Settings, *, transport: httpx.AsyncBaseTransport | None
     return Litestar(
         route_handlers=[OpenAIController, MemoryController, simple_chat, StatusController, swagger_ui, redoc],
         lifespan=[lifespan],
-        middleware=[request_id_middleware, browser.json_only_middleware],
+        middleware=[
+            request_id_middleware,
+            browser.json_only_middleware,
+            timeouts.body_timeout(settings.limits.body_timeout_s),
+        ],
         cors_config=browser.cors(settings.server.cors_origins),
         dependencies={
             "settings": Provide(lambda: settings, use_cache=True, sync_to_thread=False),

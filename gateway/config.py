@@ -99,6 +99,7 @@ class AuthSettings(Section):
 
 class LimitsSettings(Section):
     max_body_bytes: Positive = 16 * 1024 * 1024
+    body_timeout_s: Annotated[float, msgspec.Meta(gt=0)] = 30.0  # the longest wait for the next part of a body
 
 
 class Settings(Section):

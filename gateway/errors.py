@@ -7,6 +7,7 @@ GatewayError
 │   └── ContextLengthExceeded     400 invalid_request_error / context_length_exceeded
 ├── ModelNotFound                 404 invalid_request_error / model_not_found
 ├── PayloadTooLarge               413 invalid_request_error / payload_too_large
+├── RequestTimeout                408 invalid_request_error / request_timeout
 ├── Unauthorized                  401 authentication_error / invalid_api_key
 ├── Forbidden                     403 permission_error / permission_denied
 ├── NotFound                      404 not_found_error / not_found
@@ -83,6 +84,18 @@ class PayloadTooLarge(GatewayError):
     status = 413
     type = "invalid_request_error"
     code = "payload_too_large"
+
+
+class RequestTimeout(GatewayError):
+    status = 408
+    type = "invalid_request_error"
+    code = "request_timeout"
+
+    def __init__(self, seconds: float) -> None:
+        super().__init__(
+            f"The request body stopped arriving for {seconds:g} s before it was whole (is its Content-Length"
+            " longer than the body?)."
+        )
 
 
 class Unauthorized(GatewayError):

@@ -127,6 +127,28 @@ def test_an_idle_connection_outlives_the_clients_pool(gateway_url: str) -> None:
         assert answer(conn).startswith(b"HTTP/1.1 200")
 
 
+def test_a_body_that_stops_arriving_is_a_408_and_a_long_stream_is_not(fake: Fake, tmp_path: Path) -> None:
+    with processes.gateway(fake.url, tmp_path, GATEWAY_LIMITS_BODY_TIMEOUT_S="1") as url:
+        host, port = url.removeprefix("http://").split(":")
+        head = f"POST /memory/add HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/json\r\nContent-Length: 100\r\n"
+        with socket.create_connection((host, int(port)), timeout=30) as conn:
+            conn.sendall(head.encode() + b'\r\n{"content": ')  # and nothing more
+            started = time.monotonic()
+            late = answer(conn)
+            assert late.startswith(b"HTTP/1.1 408"), late[:200]
+            assert b"request_timeout" in late
+            assert time.monotonic() - started < 20
+        # once the body has come, the answer may stream for as long as it takes
+        body = {"stream": True, "messages": [{"role": "user", "content": "#slow"}]}
+        with httpx.stream("POST", url + CHAT, json=body, timeout=30) as streamed:
+            begun = time.monotonic()
+            for line in streamed.iter_lines():
+                assert "error" not in line
+                if time.monotonic() - begun > 2.5:
+                    break
+        assert time.monotonic() - begun > 2.5
+
+
 def answer(conn: socket.socket) -> bytes:
     """One whole HTTP response read off a raw connection (b"" if the server closed it)."""
     got = b""
