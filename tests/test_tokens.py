@@ -6,7 +6,7 @@ import msgspec
 import pytest
 
 from gateway.protocol import ChatMessage, ToolDefinition
-from gateway.tokens import PER_MESSAGE, Calibration, estimate, load_counter, message_tokens, tools_tokens
+from gateway.tokens import PER_MESSAGE, Calibration, CountCache, estimate, load_counter, message_tokens, tools_tokens
 
 
 def test_tiktoken_counts_and_ignores_special_token_text() -> None:
@@ -95,3 +95,26 @@ def test_each_model_is_calibrated_on_its_own() -> None:
     assert calibration.correction("qwen3:8b") == pytest.approx(1.32)
     assert calibration.correction("llama3.2") == pytest.approx(1.12)
     assert calibration.correction("gemma3") == 1.0
+
+
+def test_counts_are_kept_within_a_bound_on_the_texts_they_hold() -> None:
+    counted: list[str] = []
+
+    def count(text: str) -> int:
+        counted.append(text)
+        return len(text.split())
+
+    cache = CountCache(count, chars=6400)  # a text of over 100 characters is not kept
+    assert cache("a memory recalled often") == 4
+    assert cache("a memory recalled often") == 4
+    assert counted == ["a memory recalled often"]  # counted once
+    long = "word " * 24  # 120 characters: counted every time, never kept
+    assert (cache(long), cache(long)) == (24, 24)
+    assert counted.count(long) == 2
+    for n in range(400):  # one-off texts push the oldest out: the held texts stay within the bound
+        cache(f"one-off text number {n:04d}")
+    assert cache._held <= 6400
+    assert cache("one-off text number 0399") == 4
+    assert len(counted) == 3 + 400  # the newest is still kept
+    assert cache("a memory recalled often") == 4
+    assert len(counted) == 3 + 400 + 1  # the oldest was let go
