@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+import functools
 import logging
-from collections import OrderedDict
 from collections.abc import Callable
 
 import msgspec
@@ -18,7 +18,8 @@ Count = Callable[[str], int]
 # model's answer is primed with a few more: counted as OpenAI counts them for its own chat models.
 PER_MESSAGE = 4
 REPLY_PRIMING = 3
-CACHED_CHARS = 4_000_000  # characters of text whose token counts are kept (about 4 MB, with their counts)
+CACHED_TEXTS = 1 << 16  # texts whose token counts are kept
+LONGEST_CACHED = 2_000  # characters: a longer text is counted each time it comes
 
 
 def load_counter(encoding: str) -> tuple[Count, str]:
@@ -31,34 +32,23 @@ def load_counter(encoding: str) -> tuple[Count, str]:
         log.warning("tokenizer %s unavailable (%s); counting bytes/3 instead, which overestimates", encoding, exc)
         return estimate, "estimate (bytes/3)"
 
-    return CountCache(lambda text: len(encode(text))), encoding
+    return cached_counts(lambda text: len(encode(text))), encoding
 
 
-class CountCache:
-    """Token counts of the texts seen lately (recalled memories and a chat's history come back request after
-    request), bounded by the characters the texts hold: each request also brings texts seen once (its newest
-    message with its memory block, several KB), and 65,536 of those held by count took hundreds of MB. A text
-    longer than a 64th of the bound is counted, not kept. Used on the event loop only."""
+def cached_counts(count: Count, entries: int = CACHED_TEXTS, longest: int = LONGEST_CACHED) -> Count:
+    """`count`, remembering the counts of recent texts no longer than `longest` characters (recalled memories
+    and a chat's history come back request after request). Each request also brings a text seen once, its
+    newest message with its memory block (several KB): 65,536 of those, kept, grew the process by hundreds of
+    MB (tests/bench/soak.py), so a longer text is counted each time it comes."""
 
-    def __init__(self, count: Count, chars: int = CACHED_CHARS) -> None:
-        self._count = count
-        self._chars = chars
-        self._held = 0
-        self._counts: OrderedDict[str, int] = OrderedDict()
+    @functools.lru_cache(maxsize=entries)
+    def remembered(text: str) -> int:
+        return count(text)
 
-    def __call__(self, text: str) -> int:
-        found = self._counts.get(text)
-        if found is not None:
-            self._counts.move_to_end(text)
-            return found
-        tokens = self._count(text)
-        if len(text) <= self._chars // 64:
-            self._counts[text] = tokens
-            self._held += len(text)
-            while self._held > self._chars:
-                old, _ = self._counts.popitem(last=False)
-                self._held -= len(old)
-        return tokens
+    def counted(text: str) -> int:
+        return remembered(text) if len(text) <= longest else count(text)
+
+    return counted
 
 
 def estimate(text: str) -> int:

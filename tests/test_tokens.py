@@ -6,7 +6,7 @@ import msgspec
 import pytest
 
 from gateway.protocol import ChatMessage, ToolDefinition
-from gateway.tokens import PER_MESSAGE, Calibration, CountCache, estimate, load_counter, message_tokens, tools_tokens
+from gateway.tokens import PER_MESSAGE, Calibration, cached_counts, estimate, load_counter, message_tokens, tools_tokens
 
 
 def test_tiktoken_counts_and_ignores_special_token_text() -> None:
@@ -97,24 +97,21 @@ def test_each_model_is_calibrated_on_its_own() -> None:
     assert calibration.correction("gemma3") == 1.0
 
 
-def test_counts_are_kept_within_a_bound_on_the_texts_they_hold() -> None:
+def test_counts_of_short_texts_are_kept_and_of_long_ones_not() -> None:
     counted: list[str] = []
 
     def count(text: str) -> int:
         counted.append(text)
         return len(text.split())
 
-    cache = CountCache(count, chars=6400)  # a text of over 100 characters is not kept
-    assert cache("a memory recalled often") == 4
-    assert cache("a memory recalled often") == 4
+    cached = cached_counts(count, entries=4, longest=100)
+    assert cached("a memory recalled often") == 4
+    assert cached("a memory recalled often") == 4
     assert counted == ["a memory recalled often"]  # counted once
     long = "word " * 24  # 120 characters: counted every time, never kept
-    assert (cache(long), cache(long)) == (24, 24)
+    assert (cached(long), cached(long)) == (24, 24)
     assert counted.count(long) == 2
-    for n in range(400):  # one-off texts push the oldest out: the held texts stay within the bound
-        cache(f"one-off text number {n:04d}")
-    assert cache._held <= 6400
-    assert cache("one-off text number 0399") == 4
-    assert len(counted) == 3 + 400  # the newest is still kept
-    assert cache("a memory recalled often") == 4
-    assert len(counted) == 3 + 400 + 1  # the oldest was let go
+    for n in range(4):  # the oldest goes when more come than are kept
+        cached(f"one-off text number {n}")
+    cached("a memory recalled often")
+    assert counted.count("a memory recalled often") == 2
