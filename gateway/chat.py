@@ -6,6 +6,7 @@ This is the one place that knows the order of things; recall joins the flow here
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import logging
 import time
@@ -16,7 +17,7 @@ from typing import Any
 import msgspec
 from msgspec import Struct
 
-from gateway import branch, prefill, prompt, tokens, translate
+from gateway import branch, prefill, prompt, tokens, translate, worker
 from gateway.config import Settings
 from gateway.errors import UpstreamError
 from gateway.identity import Identity, identify, text_of, words_of
@@ -114,7 +115,9 @@ class Chat:
         core = await self._core(who)
         model = self.model_for(request)
         tools = tokens.tools_tokens(self.count, request.tools)
-        kept, budget, block = prompt.fit(
+        chars = sum(len(text_of(m)) for m in messages) + sum(len(m.text) for m in recollection.memories)
+        fit = functools.partial(
+            prompt.fit,
             messages,
             window=self._model.context_window,
             reserve=reserve,
@@ -127,6 +130,7 @@ class Chat:
             placed=placed,
             want=self.prefill.allowance(model, self._retrieval.memory_prefill_ms),
         )
+        kept, budget, block = await worker.run(chars, fit)  # counting a long history takes a while
         budget.trimmed += skipped
         budget.bare += skipped
         parts = prefill.segments(kept, tools, self.count)

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from msgspec import Struct
 
-from gateway import lexical
+from gateway import lexical, worker
 from gateway.config import Settings
 from gateway.errors import GatewayError, IndexMismatch
 from gateway.index import Entry, Index, Stored, open_index
@@ -29,6 +29,7 @@ from gateway.recall import fuse
 
 log = logging.getLogger(__name__)
 
+QUERY_CHARS = 8_000  # recall reads this much of a query: embedding models read far less, and words past it cost
 BATCH = 32  # messages per embedding call and index write: short, so no engine call holds the loop for long
 FLUSH_EVERY = 5.0  # seconds between index flushes while there are writes
 RETRY_EMBEDDING = 30.0  # seconds before trying a failed embedding model again
@@ -220,6 +221,7 @@ class Memory:
         """The user's memories most relevant to `text`, best first; `extra` more to make up for duplicates;
         never those in `leave` (a turn the user has just left, still in the index until the indexer runs)."""
         limit = (limit or self._retrieval.top_k) + extra + len(leave)
+        text = text[:QUERY_CHARS]
         settings, dense, degraded = self._retrieval, None, self.degraded
         if self.dense_ready and settings.dense_weight > 0:
             try:
@@ -306,6 +308,7 @@ class Memory:
                 return
         said = [f"{m.name}: {m.text}" if m.name else m.text for m in batch]  # who said it is searchable too
         vectors = await self.embedder.embed(said) if self.dense_ready else None
+        sparse = await worker.run(sum(map(len, said)), lambda: [lexical.document(text) for text in said])
         entries = [
             Entry(
                 id=m.id,
@@ -315,7 +318,7 @@ class Memory:
                 kind=m.kind,
                 text=m.text,
                 created_at=m.created_at,
-                sparse=lexical.document(said[n]),
+                sparse=sparse[n],
                 dense=vectors[n] if vectors else None,
                 name=m.name,
             )

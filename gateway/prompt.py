@@ -29,10 +29,9 @@ from gateway.branch import SYSTEM_ROLES, Placed, leading_system
 from gateway.errors import ContextLengthExceeded
 from gateway.identity import text_of
 from gateway.protocol import ChatMessage, TextContentPart
-from gateway.tokens import REPLY_PRIMING, Count, message_tokens
+from gateway.tokens import LONGEST_TOKEN, REPLY_PRIMING, Count, message_tokens
 
 CORE_PREAMBLE = "Core memory: what is known about this user and this assistant, kept up to date by the gateway."
-LONGEST_TOKEN = 128  # characters: the longest token of cl100k_base and o200k_base is 128 bytes
 KEEP = 0.5  # a moving cut keeps the history within this share of the room it may use
 
 __all__ = ["SYSTEM_ROLES", "Budget", "Recalled", "fit", "leading_system"]

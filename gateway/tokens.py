@@ -20,6 +20,7 @@ PER_MESSAGE = 4
 REPLY_PRIMING = 3
 CACHED_TEXTS = 1 << 16  # texts whose token counts are kept
 LONGEST_CACHED = 2_000  # characters: a longer text is counted each time it comes
+LONGEST_TOKEN = 128  # characters: the longest token of cl100k_base and o200k_base is 128 bytes
 
 
 def load_counter(encoding: str) -> tuple[Count, str]:

@@ -183,6 +183,27 @@ def test_the_block_is_written_with_its_own_words() -> None:
     assert text == block.OPEN + "1970-01-01\nAnn: we fly to Oslo\n" + block.CLOSE
 
 
+def test_a_memory_too_long_for_the_room_is_passed_over_without_counting_it() -> None:
+    """No token is longer than 128 characters, so 64,000 characters are at least 500 tokens."""
+    counted: list[int] = []
+
+    def count(text: str) -> int:
+        counted.append(len(text))
+        return words(text)
+
+    huge = Recalled(id=1, role="user", text="oslo " * 12_800, created_at=0, score=1)
+    small = Recalled(id=2, role="user", text="we fly to Oslo", created_at=0, score=0.5)
+    _, chosen = block.choose([huge, small], 300, count)  # at least 500: not counted at all
+    assert chosen == [small]
+    assert max(counted) < 1_000
+
+    counted.clear()  # 12,800 words: counting its head tells it cannot fit in 3,000
+    _, chosen = block.choose([huge, small], 3_000, count)
+    assert chosen == [small]
+    assert 0 < max(counted) < 30_000
+    assert block.choose([huge], 13_000, count)[1] == [huge]
+
+
 def test_a_lone_question_asked_again_is_a_regenerate_only_in_a_named_conversation() -> None:
     """Without a name the conversation is a fingerprint of its first message: the same question another day."""
     asked = [ChatMessage(role="user", content="what is new?")]

@@ -158,6 +158,7 @@ BENCH_OUTPUT = [  # each block's, in order
     "| memory on / LiteLLM |",
     "| gateway, memory off |",
     "| hybrid, defaults |",
+    "| request | status | its time s |",
     "| minute | memory | requests |",
 ]
 

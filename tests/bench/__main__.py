@@ -1,12 +1,12 @@
 """Run the benchmarks and print their tables, then one summary table against the goals.
 
-    .venv/bin/uv run --group bench python -m tests.bench [locomo] [scale] [overhead] [streaming] [turns]
+    .venv/bin/uv run --group bench python -m tests.bench [locomo] [scale] [overhead] [streaming] [turns] [stall]
 
-With no names, all five: LoCoMo evidence recall through the gateway (tests/bench/locomo_gateway.py, which
+With no names, all six: LoCoMo evidence recall through the gateway (tests/bench/locomo_gateway.py, which
 also redraws tests/bench/locomo_recall.png), recall at scale on the embedded engine (recall_scale.py:
 10k, 100k and 1M memories), the gateway's overhead beside LiteLLM's proxy (overhead.py), streaming
-(streaming.py) and the turns of a long chat as the model pays for them (turns.py). `BENCH_QUICK=1` makes
-each one small.
+(streaming.py), the turns of a long chat as the model pays for them (turns.py), and how long the largest
+requests hold up the others (stall.py). `BENCH_QUICK=1` makes each one small.
 """
 
 from __future__ import annotations
@@ -28,6 +28,7 @@ BENCHMARKS = {  # name: the module's command line
     "overhead": ["tests.bench.overhead"],
     "streaming": ["tests.bench.streaming"],
     "turns": ["tests.bench.turns"],
+    "stall": ["tests.bench.stall"],
 }
 
 
@@ -52,7 +53,7 @@ def summary(folder: Path) -> str:
     """One row per headline figure that was measured, with its goal."""
     locomo, scale = recorded(folder, "locomo"), recorded(folder, "scale")
     overhead, streaming = recorded(folder, "overhead"), recorded(folder, "streaming")
-    turns = recorded(folder, "turns")
+    turns, stall = recorded(folder, "turns"), recorded(folder, "stall")
     litellm = overhead.get("litellm_rps", math.nan)
     rows: list[tuple[str, float | str | None, str, str]] = [
         ("LoCoMo evidence recall, 8K prompt: hybrid", locomo.get("hybrid"), "{:.3f}", "≥ 0.90"),
@@ -77,6 +78,7 @@ def summary(folder: Path) -> str:
         ("memory on / LiteLLM", overhead.get("on_rps", math.nan) / litellm, "{:.2f}x", "≥ 2x"),
         ("streaming: first byte added, ms", streaming.get("added_ms"), "{:.2f}", ""),
         ("streaming: chunks/s relayed", streaming.get("chunks_per_s"), "{:,.0f}", ""),
+        ("slowest /health while the largest requests are served, ms", stall.get("slowest_ms"), "{:.0f}", ""),
     ]
     lines = ["| figure | value | goal |", "|---|---:|---|"]
     for label, value, form, goal in rows:
