@@ -17,7 +17,7 @@ from litestar.exceptions import HTTPException, ValidationException
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import JsonRenderPlugin
 
-from gateway import __version__, browser, datadir, timeouts
+from gateway import __version__, bodies, browser, datadir, timeouts
 from gateway.chat import Chat, restore_calibration, restore_prefill
 from gateway.config import Settings
 from gateway.consolidate import Consolidator
@@ -81,6 +81,7 @@ def create_app(settings: Settings, *, transport: httpx.AsyncBaseTransport | None
             timeouts.body_timeout(settings.limits.body_timeout_s),
         ],
         cors_config=browser.cors(settings.server.cors_origins),
+        before_request=bodies.strictly,
         dependencies={
             "settings": Provide(lambda: settings, use_cache=True, sync_to_thread=False),
             "ollama": Provide(_from_state("ollama"), sync_to_thread=False),

@@ -85,6 +85,41 @@ TokenCount = Annotated[int, Meta(ge=1)]
 ReasoningEffort = Literal["none", "minimal", "low", "medium", "high"]  # OpenAI's values; Ollama's think levels
 
 
+Share = Annotated[float, Meta(ge=0, le=1)]
+
+
+class OllamaOptions(Struct, kw_only=True, omit_defaults=True):
+    """Ollama's runtime options (`options` of `/api/chat`), typed as Ollama takes them; Ollama ignores any other
+    key, so the gateway drops them. `num_ctx` is always the gateway's own window."""
+
+    num_ctx: Annotated[int, Meta(ge=1)] | None = None
+    num_predict: Annotated[int, Meta(ge=-2)] | None = None  # -1: until done, -2: until the window is full
+    num_keep: Annotated[int, Meta(ge=-1)] | None = None
+    seed: int | None = None
+    temperature: Annotated[float, Meta(ge=0)] | None = None
+    top_k: Annotated[int, Meta(ge=0)] | None = None
+    top_p: Share | None = None
+    min_p: Share | None = None
+    typical_p: Share | None = None
+    repeat_last_n: Annotated[int, Meta(ge=-1)] | None = None
+    repeat_penalty: float | None = None
+    presence_penalty: float | None = None
+    frequency_penalty: float | None = None
+    stop: list[str] | None = None
+    num_batch: Annotated[int, Meta(ge=1)] | None = None
+    num_gpu: Annotated[int, Meta(ge=-1)] | None = None
+    main_gpu: Annotated[int, Meta(ge=0)] | None = None
+    num_thread: Annotated[int, Meta(ge=0)] | None = None
+    use_mmap: bool | None = None
+    # older Ollama releases
+    mirostat: Annotated[int, Meta(ge=0, le=2)] | None = None
+    mirostat_tau: float | None = None
+    mirostat_eta: float | None = None
+    tfs_z: float | None = None
+    penalize_newline: bool | None = None
+    numa: bool | None = None
+
+
 class ChatCompletionRequest(Struct, kw_only=True):
     """What the gateway reads of a chat completion request (plus Ollama's own extras, passed through)."""
 
@@ -95,7 +130,7 @@ class ChatCompletionRequest(Struct, kw_only=True):
     max_tokens: TokenCount | None = None
     max_completion_tokens: TokenCount | None = None
     temperature: Temperature | None = None
-    top_p: Annotated[float, Meta(ge=0, le=1)] | None = None
+    top_p: Share | None = None
     stop: str | list[str] | None = None
     seed: int | None = None
     frequency_penalty: Penalty | None = None
@@ -110,7 +145,7 @@ class ChatCompletionRequest(Struct, kw_only=True):
     logit_bias: dict[str, float] | None = None
     user: str | None = None
     # Ollama's native extras, for clients that know they talk to Ollama
-    options: dict[str, Any] | None = None
+    options: OllamaOptions | None = None
     keep_alive: str | int | None = None
     think: bool | str | None = None
 

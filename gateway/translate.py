@@ -88,7 +88,8 @@ def chat_body(
 
 
 def _options(request: ChatCompletionRequest, num_ctx: int) -> dict[str, Any]:
-    options = dict(request.options or {})
+    options = msgspec.structs.asdict(request.options) if request.options else {}
+    options = {key: value for key, value in options.items() if value is not None}
     limit = request.max_completion_tokens or request.max_tokens
     chosen = {
         "num_predict": limit,

@@ -232,6 +232,9 @@ def test_bad_input_is_a_clear_400(api: httpx.Client, tmp_path: Path) -> None:
     wrong_type = api.post("/memory/add", json={"content": "x", "memory_type": "episodic"})
     assert wrong_type.status_code == 400
     assert api.put("/memory/core/bad label!", json={"value": "x"}).status_code in (400, 404)
+    as_text = api.post("/memory/search", json={"query": "x", "limit": "5"})  # a string is not a number
+    assert as_text.status_code == 400
+    assert as_text.json()["error"]["param"] == "limit"
 
 
 def test_the_simple_chat_keeps_the_conversation_and_uses_memory(api: httpx.Client, fake: Fake) -> None:

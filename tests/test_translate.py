@@ -46,6 +46,14 @@ def test_max_completion_tokens_wins_over_max_tokens() -> None:
 def test_client_ollama_options_pass_but_num_ctx_is_ours() -> None:
     options = body(options={"num_ctx": 99999, "top_k": 20, "temperature": 1.0}, temperature=0.1)["options"]
     assert options == {"num_ctx": 8192, "top_k": 20, "temperature": 0.1}
+    unknown = body(options={"min_p": 0.05, "not_an_option": 1})["options"]  # Ollama ignores unknown keys too
+    assert unknown == {"min_p": 0.05, "num_ctx": 8192}
+
+
+@pytest.mark.parametrize("options", [{"num_ctx": -1}, {"temperature": "hot"}, {"top_p": 2}, {"stop": "x"}])
+def test_ollama_options_of_the_wrong_type_are_refused(options: dict[str, Any]) -> None:
+    with pytest.raises(msgspec.ValidationError, match=r"\$\.options\."):
+        request(options=options)
 
 
 @pytest.mark.parametrize(
