@@ -17,6 +17,7 @@ from gateway import __version__, config, datadir
 from gateway.config import ConfigError, Settings
 from gateway.errors import DataDirBusy
 from gateway.requestid import RequestIdFilter
+from gateway.server import HttpProtocol
 
 log = logging.getLogger("gateway")
 
@@ -144,7 +145,7 @@ def serve(settings: Settings) -> int:
             host=host,
             port=port,
             loop="auto",
-            http="auto",
+            http=HttpProtocol,
             lifespan="on",
             log_config=None,
             log_level=settings.server.log_level,

@@ -54,6 +54,10 @@ def test_bad_chat_bodies_are_400_envelopes(gateway_url: str, body: bytes, param:
     ("extra", "param"),
     [
         ({"reasoning_effort": "extreme"}, "reasoning_effort"),
+        ({"max_tokens": "10"}, "max_tokens"),  # not converted leniently, as Litestar would
+        ({"temperature": "0.5"}, "temperature"),
+        ({"stream": "true"}, "stream"),
+        ({"options": {"num_ctx": -1}}, "options.num_ctx"),
         (
             {
                 "messages": [
@@ -147,6 +151,24 @@ def test_a_body_that_stops_arriving_is_a_408_and_a_long_stream_is_not(fake: Fake
                 if time.monotonic() - begun > 2.5:
                     break
         assert time.monotonic() - begun > 2.5
+
+
+@pytest.mark.parametrize(
+    "sent",
+    [b"NOT HTTP AT ALL\r\n\r\n", b"GET /health HTTP/1.1\r\nHost: x\r\nBad Header\r\n\r\n", b"\x16\x03\x01\x02\x00"],
+)
+def test_bytes_that_are_not_http_get_a_400_envelope(gateway_url: str, sent: bytes) -> None:
+    """uvicorn answers these itself, before the app; the TLS hello is a client with https:// by mistake."""
+    host, port = gateway_url.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=30) as conn:
+        conn.sendall(sent)
+        got = answer(conn)
+    head, _, body = got.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 400"), got[:200]
+    assert b"content-type: application/json" in head.lower()
+    error = httpx.Response(400, content=body, headers={"content-type": "application/json"}).json()["error"]
+    assert error["type"] == "invalid_request_error"
+    assert "Could not parse the HTTP request" in error["message"]
 
 
 def answer(conn: socket.socket) -> bytes:
