@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -35,6 +36,7 @@ from gateway.transport import transport_for
 
 log = logging.getLogger(__name__)
 
+_PARAM_TYPE = re.compile(r":\w+}")  # "/memory/{memory_id:int}" is told as "/memory/{memory_id}"
 _TYPES = {401: "authentication_error", 403: "permission_error", 404: "not_found_error", 429: "rate_limit_error"}
 
 
@@ -147,13 +149,29 @@ def _unreadable_body(_: Request[Any, Any, Any], exc: Exception) -> Response[dict
     return _envelope(400, error_envelope(f"Could not parse the JSON body: {why}.", "invalid_request_error"))
 
 
-def _http_error(_: Request[Any, Any, Any], exc: HTTPException) -> Response[dict[str, Any]]:
-    status = exc.status_code
+def _http_error(request: Request[Any, Any, Any], exc: HTTPException) -> Response[dict[str, Any]]:
+    status, detail = exc.status_code, exc.detail
+    if status == 404 and request.scope.get("route_handler") is None:  # no route matched, not a missing memory
+        detail = _no_route(request)
     kind = _TYPES.get(status, "invalid_request_error" if status < 500 else "server_error")
     code = "payload_too_large" if status == 413 else None
-    response = _envelope(status, error_envelope(exc.detail, kind, None, code))
+    response = _envelope(status, error_envelope(detail, kind, None, code))
     response.headers.update(exc.headers or {})  # a 405's `Allow`, a 401's `WWW-Authenticate`
     return response
+
+
+def _no_route(request: Request[Any, Any, Any]) -> str:
+    """Say what the gateway serves, and where a client most likely went wrong (its base URL)."""
+    paths = (_PARAM_TYPE.sub("}", route.path) for route in request.app.routes)
+    served = {path for path in paths if not path.startswith("/schema")}
+    asked = request.url.path
+    hint = ""
+    if "/v1" + asked in served:
+        hint = f" Did you mean /v1{asked}? An OpenAI client's base URL ends in /v1."
+    elif asked.startswith("/v1/v1/"):
+        hint = " The path has /v1 twice: the client's base URL should end in /v1 once."
+    listing = ", ".join(sorted(served))
+    return f"No route {request.method} {asked}.{hint} The gateway serves {listing}; /docs describes them."
 
 
 def _unexpected_error(request: Request[Any, Any, Any], exc: Exception) -> Response[dict[str, Any]]:

@@ -113,7 +113,15 @@ def test_a_memory_id_sqlite_cannot_hold_is_a_400(gateway_url: str, memory_id: in
 
 
 def test_unknown_route_and_method_are_envelopes(gateway_url: str) -> None:
-    assert_envelope(httpx.get(gateway_url + "/v1/nothing-here"), 404)
+    missing = assert_envelope(httpx.get(gateway_url + "/v1/nothing-here"), 404)
+    assert "/v1/chat/completions" in str(missing["message"])  # a 404 names what the gateway serves
+    assert "/memory/search" in str(missing["message"])
+    no_v1 = assert_envelope(httpx.post(gateway_url + "/chat/completions", json={}), 404)
+    assert "Did you mean /v1/chat/completions?" in str(no_v1["message"])
+    twice = assert_envelope(httpx.post(gateway_url + "/v1/v1/chat/completions", json={}), 404)
+    assert "/v1 twice" in str(twice["message"])
+    missing_memory = assert_envelope(httpx.delete(gateway_url + "/memory/123456"), 404)
+    assert "gateway serves" not in str(missing_memory["message"])  # a route that answers 404 says its own
     wrong = httpx.get(gateway_url + CHAT)
     assert_envelope(wrong, 405)
     assert "POST" in wrong.headers["allow"].split(", ")
