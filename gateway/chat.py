@@ -27,7 +27,7 @@ from gateway.ollama import Ollama, OllamaChatChunk
 from gateway.prefill import Prefill
 from gateway.prompt import Budget
 from gateway.protocol import ChatCompletion, ChatCompletionRequest, ChatMessage
-from gateway.sse import SSEStream
+from gateway.relay import ChatCompletionFramer, Framer, Relay
 from gateway.tokens import Calibration, Count
 
 log = logging.getLogger(__name__)
@@ -230,6 +230,23 @@ class Chat:
         """The model is about to read this prompt: it is what its cache will hold."""
         self.prefill.record(ready.model, ready.parts)
 
+    async def answer(
+        self,
+        request: ChatCompletionRequest,
+        headers: Mapping[str, str],
+        key_user: str | None = None,
+        *,
+        recall: bool = True,
+        who: Identity | None = None,
+    ) -> tuple[OllamaChatChunk, Prepared]:
+        """Ollama's whole answer, the turn remembered; every door's non-streamed answer is made from it."""
+        ready = await self.prepare(request, headers, key_user, recall=recall, who=who)
+        self._sending(ready)
+        answer = await self._ollama.chat(ready.body)
+        text = (answer.message.content if answer.message else "") or ""
+        await self.remember(ready, request, text, answer, "complete")
+        return answer, ready
+
     async def complete(
         self,
         request: ChatCompletionRequest,
@@ -239,23 +256,26 @@ class Chat:
         recall: bool = True,
         who: Identity | None = None,
     ) -> tuple[ChatCompletion, dict[str, str]]:
-        ready = await self.prepare(request, headers, key_user, recall=recall, who=who)
-        self._sending(ready)
-        answer = await self._ollama.chat(ready.body)
-        completion = translate.completion(answer, model=self.model_for(request))
-        text = completion.choices[0].message.content or ""
-        await self.remember(ready, request, text, answer, "complete")
-        return completion, ready.headers()
+        answer, ready = await self.answer(request, headers, key_user, recall=recall, who=who)
+        return translate.completion(answer, model=self.model_for(request)), ready.headers()
 
     async def stream(
-        self, request: ChatCompletionRequest, headers: Mapping[str, str], key_user: str | None = None
-    ) -> SSEStream:
-        """Open the upstream stream and read its first chunk, so that a failure is still an HTTP status."""
-        translator = translate.ChunkTranslator(
+        self,
+        request: ChatCompletionRequest,
+        headers: Mapping[str, str],
+        key_user: str | None = None,
+        *,
+        framer: Framer | None = None,
+        who: Identity | None = None,
+    ) -> Relay:
+        """Open the upstream stream and read its first chunk, so that a failure is still an HTTP status.
+
+        `framer`: how the door writes the answer (OpenAI's chat completion chunks unless told)."""
+        framer = framer or ChatCompletionFramer(
             self.model_for(request),
             include_usage=bool(request.stream_options and request.stream_options.include_usage),
         )
-        ready = await self.prepare(request, headers, key_user)
+        ready = await self.prepare(request, headers, key_user, who=who)
         self._sending(ready)
         stack = AsyncExitStack()
         try:
@@ -270,9 +290,9 @@ class Chat:
         async def finish(text: str, final: OllamaChatChunk | None, status: TurnStatus) -> None:
             await self.remember(ready, request, text, final, status)
 
-        stream = SSEStream(stack, first, chunks, translator, finish, self.in_background)
-        stream.headers = ready.headers()
-        return stream
+        relay = Relay(stack, first, chunks, framer, finish, self.in_background)
+        relay.headers = ready.headers()
+        return relay
 
     async def remember(
         self,

@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from litestar import Controller, Request, Response, get, post
-from litestar.background_tasks import BackgroundTask
 from litestar.openapi.datastructures import ResponseSpec
 from litestar.response import Stream
 
@@ -22,8 +21,8 @@ from gateway.protocol import (
     ModelList,
 )
 from gateway.routes.docs import error_responses, example
+from gateway.routes.stream import streamed
 
-SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 CHAT_EXAMPLE = {
     "model": "qwen3:4b",
     "messages": [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Where do I live?"}],
@@ -66,13 +65,7 @@ class OpenAIController(Controller):
         if not data.stream:
             completion, report = await chat.complete(data, request.headers, user)
             return Response(completion, headers=report)
-        frames = await chat.stream(data, request.headers, user)
-        return Stream(
-            frames,
-            media_type="text/event-stream",
-            headers={**SSE_HEADERS, **frames.headers},
-            background=BackgroundTask(frames.aclose),
-        )
+        return streamed(await chat.stream(data, request.headers, user))
 
     @post(
         "/embeddings",

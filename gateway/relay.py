@@ -1,10 +1,16 @@
-"""The server-sent events of one streamed answer, relayed from Ollama's chunks as OpenAI's."""
+"""One streamed answer relayed from Ollama's chunks, framed as the front door's protocol speaks.
+
+The relay owns the upstream response, gathers the answer's text for the journal, and decides what a failure
+after the first byte becomes; a `Framer` (one per door: OpenAI's SSE chunks, Ollama's NDJSON, the Responses
+API's events) only says how each part is written.
+"""
 
 from __future__ import annotations
 
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AsyncExitStack
+from typing import Any, Protocol
 
 from gateway import translate
 from gateway.errors import GatewayError, error_envelope
@@ -21,12 +27,47 @@ def sse(payload: bytes) -> bytes:
     return b"data: " + payload + b"\n\n"
 
 
-class SSEStream:
-    """The SSE frames of one streamed answer. It owns the upstream response until `aclose`.
+class Framer(Protocol):
+    """How one door writes a streamed answer."""
 
-    A failure after the first byte can no longer change the status: it goes out in-band as an OpenAI error
-    frame, then `[DONE]`. The turn is journaled before `[DONE]`; cut short (upstream failure, or a client
-    that went away) it is journaled as partial, with what was said so far.
+    media_type: str
+
+    def opening(self) -> list[bytes]: ...  # before the first chunk
+
+    def frames(self, chunk: OllamaChatChunk) -> list[bytes]: ...
+
+    def failed(self, error: dict[str, Any]) -> list[bytes]: ...  # a failure after the first byte, in-band
+
+    def closing(self) -> list[bytes]: ...  # after the last chunk (or the failure)
+
+
+class ChatCompletionFramer:
+    """OpenAI's `chat.completion.chunk`s as server-sent events, ending with `[DONE]`."""
+
+    media_type = "text/event-stream"
+
+    def __init__(self, model: str, *, include_usage: bool) -> None:
+        self._translator = translate.ChunkTranslator(model, include_usage=include_usage)
+
+    def opening(self) -> list[bytes]:
+        return []
+
+    def frames(self, chunk: OllamaChatChunk) -> list[bytes]:
+        return [sse(chunk_encoder.encode(frame)) for frame in self._translator.translate(chunk)]
+
+    def failed(self, error: dict[str, Any]) -> list[bytes]:
+        return [sse(chunk_encoder.encode(error))]
+
+    def closing(self) -> list[bytes]:
+        return [DONE]
+
+
+class Relay:
+    """The frames of one streamed answer. It owns the upstream response until `aclose`.
+
+    A failure after the first byte can no longer change the status: it goes out in-band, as the framer
+    writes it. The turn is journaled before the closing frames; cut short (upstream failure, or a client that
+    went away) it is journaled as partial, with what was said so far.
     """
 
     def __init__(
@@ -34,14 +75,14 @@ class SSEStream:
         stack: AsyncExitStack,
         first: OllamaChatChunk,
         chunks: AsyncIterator[OllamaChatChunk],
-        translator: translate.ChunkTranslator,
+        framer: Framer,
         finish: Callable[[str, OllamaChatChunk | None, TurnStatus], Awaitable[None]],
         schedule: Callable[[Awaitable[None]], None],
     ) -> None:
         self._stack = stack
         self._first = first
         self._chunks = chunks
-        self._translator = translator
+        self.framer = framer
         self._finish = finish
         self._schedule = schedule
         self._text: list[str] = []
@@ -54,8 +95,9 @@ class SSEStream:
 
     async def _frames(self) -> AsyncIterator[bytes]:
         status: TurnStatus = "partial"
+        failure: list[bytes] = []
         try:
-            for frame in self._relay(self._first):
+            for frame in [*self.framer.opening(), *self._relay(self._first)]:
                 yield frame
             async for chunk in self._chunks:
                 for frame in self._relay(chunk):
@@ -63,24 +105,27 @@ class SSEStream:
             status = "complete"
         except GatewayError as exc:
             log.warning("stream failed after it started: %s", exc.message)
-            yield sse(chunk_encoder.encode(exc.envelope()))
+            failure = self.framer.failed(exc.envelope())
         except Exception:  # the response has started: tell the client in-band rather than cut it
             log.exception("stream failed after it started")
-            yield sse(chunk_encoder.encode(error_envelope("internal error while streaming", "server_error")))
+            failure = self.framer.failed(error_envelope("internal error while streaming", "server_error"))
         except BaseException:  # cancelled or closed: the client went away; no awaiting here
             self._abandon()
             raise
         finally:
             await self._stack.aclose()
+        for frame in failure:
+            yield frame
         await self._record(status)
-        yield DONE
+        for frame in self.framer.closing():
+            yield frame
 
     def _relay(self, chunk: OllamaChatChunk) -> list[bytes]:
         if chunk.message and chunk.message.content:
             self._text.append(chunk.message.content)
         if chunk.done:
             self._final = chunk
-        return [sse(chunk_encoder.encode(frame)) for frame in self._translator.translate(chunk)]
+        return self.framer.frames(chunk)
 
     async def _record(self, status: TurnStatus) -> None:
         if not self._finished:
