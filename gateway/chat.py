@@ -11,7 +11,6 @@ import json
 import logging
 import time
 from collections.abc import Awaitable, Mapping
-from contextlib import AsyncExitStack
 from typing import Any
 
 import msgspec
@@ -19,7 +18,6 @@ from msgspec import Struct
 
 from gateway import branch, prefill, prompt, tokens, translate, worker
 from gateway.config import Settings
-from gateway.errors import UpstreamError
 from gateway.identity import Identity, identify, text_of, words_of
 from gateway.journal import Journal, Turn, TurnStatus
 from gateway.memory import Memory, Recollection
@@ -268,29 +266,19 @@ class Chat:
         framer: Framer | None = None,
         who: Identity | None = None,
     ) -> Relay:
-        """Open the upstream stream and read its first chunk, so that a failure is still an HTTP status.
-
-        `framer`: how the door writes the answer (OpenAI's chat completion chunks unless told)."""
+        """The streamed answer, its first chunk read (a failure is still an HTTP status); `framer`: how the
+        door writes it (OpenAI's chat completion chunks unless told)."""
         framer = framer or ChatCompletionFramer(
             self.model_for(request),
             include_usage=bool(request.stream_options and request.stream_options.include_usage),
         )
         ready = await self.prepare(request, headers, key_user, who=who)
         self._sending(ready)
-        stack = AsyncExitStack()
-        try:
-            chunks = await stack.enter_async_context(self._ollama.chat_stream(ready.body))
-            first = await anext(chunks, None)
-            if first is None:
-                raise UpstreamError("Ollama closed the stream without an answer.")
-        except BaseException:
-            await stack.aclose()
-            raise
 
         async def finish(text: str, final: OllamaChatChunk | None, status: TurnStatus) -> None:
             await self.remember(ready, request, text, final, status)
 
-        relay = Relay(stack, first, chunks, framer, finish, self.in_background)
+        relay = await Relay.open(self._ollama.chat_stream(ready.body), framer, finish, self.in_background)
         relay.headers = ready.headers()
         return relay
 

@@ -1,4 +1,5 @@
-"""Ollama's native API (`/api/chat`, `/api/embed`, `/api/tags`, `/api/version`) over one httpx client.
+"""Ollama's native API (`/api/chat`, `/api/generate`, `/api/embed`, `/api/tags`, `/api/version`) over one httpx
+client.
 
 This is the only module that sees httpx: transport failures and Ollama's error answers become our
 `errors` here, before anything reaches a client.
@@ -6,8 +7,8 @@ This is the only module that sees httpx: transport failures and Ollama's error a
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
-from contextlib import asynccontextmanager, contextmanager
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import AbstractAsyncContextManager, asynccontextmanager, contextmanager
 from typing import Any, TypeVar
 
 import httpx
@@ -56,6 +57,32 @@ class OllamaChatChunk(Struct):
     error: str | None = None
 
 
+class OllamaGenerateChunk(Struct):
+    """One line of `/api/generate` (or its whole answer): read as a chat chunk, so that one relay serves both."""
+
+    model: str = ""
+    response: str = ""
+    thinking: str | None = None
+    done: bool = False
+    done_reason: str | None = None
+    prompt_eval_count: int = 0
+    prompt_eval_duration: int = 0
+    eval_count: int = 0
+    error: str | None = None
+
+    def as_chat(self) -> OllamaChatChunk:
+        return OllamaChatChunk(
+            model=self.model,
+            message=OllamaMessage(content=self.response, thinking=self.thinking),
+            done=self.done,
+            done_reason=self.done_reason,
+            prompt_eval_count=self.prompt_eval_count,
+            prompt_eval_duration=self.prompt_eval_duration,
+            eval_count=self.eval_count,
+            error=self.error,
+        )
+
+
 class OllamaModelInfo(Struct):
     name: str
     modified_at: str = ""
@@ -82,6 +109,7 @@ class OllamaErrorBody(Struct):
 
 _encode = msgspec.json.Encoder().encode
 _chunk = msgspec.json.Decoder(OllamaChatChunk)
+_generated = msgspec.json.Decoder(OllamaGenerateChunk)
 _tags = msgspec.json.Decoder(OllamaTags)
 _embed = msgspec.json.Decoder(OllamaEmbedResponse)
 _version = msgspec.json.Decoder(OllamaVersion)
@@ -112,35 +140,48 @@ class Ollama:
 
     async def chat(self, body: dict[str, Any]) -> OllamaChatChunk:
         response = await self._request("POST", "/api/chat", body)
-        answer = _decode(_chunk, response.content)
-        if answer.error:
-            raise UpstreamError(f"Ollama failed: {answer.error}")
-        return answer
+        return _answered(_decode(_chunk, response.content))
+
+    async def generate(self, body: dict[str, Any]) -> OllamaChatChunk:
+        """A completion of a prompt (`/api/generate`), read as a chat answer."""
+        response = await self._request("POST", "/api/generate", body)
+        return _answered(_decode(_generated, response.content).as_chat())
+
+    def chat_stream(self, body: dict[str, Any]) -> AbstractAsyncContextManager[AsyncIterator[OllamaChatChunk]]:
+        """Open a streamed chat; a bad status raises here, before the caller starts its response."""
+        return self._stream("/api/chat", body, lambda line: _decode(_chunk, line))
+
+    def generate_stream(self, body: dict[str, Any]) -> AbstractAsyncContextManager[AsyncIterator[OllamaChatChunk]]:
+        """Open a streamed completion of a prompt, read as chat chunks."""
+        return self._stream("/api/generate", body, lambda line: _decode(_generated, line).as_chat())
+
+    async def embed(self, body: dict[str, Any]) -> OllamaEmbedResponse:
+        response = await self._request("POST", "/api/embed", body)
+        return _decode(_embed, response.content)
 
     @asynccontextmanager
-    async def chat_stream(self, body: dict[str, Any]) -> AsyncIterator[AsyncIterator[OllamaChatChunk]]:
-        """Open a streamed chat; a bad status raises here, before the caller starts its response."""
-        request = self._client.build_request("POST", self._url("/api/chat"), content=_encode(body), headers=JSON)
+    async def _stream(
+        self, path: str, body: dict[str, Any], decode: Callable[[str], OllamaChatChunk]
+    ) -> AsyncIterator[AsyncIterator[OllamaChatChunk]]:
+        request = self._client.build_request("POST", self._url(path), content=_encode(body), headers=JSON)
         with self._transport_errors():
             response = await self._client.send(request, stream=True)
         try:
             if response.status_code >= 400:
                 await response.aread()
                 _raise_for_status(response, body)
-            yield self._lines(response)
+            yield self._lines(response, decode)
         finally:
             await response.aclose()
 
-    async def embed(self, body: dict[str, Any]) -> OllamaEmbedResponse:
-        response = await self._request("POST", "/api/embed", body)
-        return _decode(_embed, response.content)
-
-    async def _lines(self, response: httpx.Response) -> AsyncIterator[OllamaChatChunk]:
+    async def _lines(
+        self, response: httpx.Response, decode: Callable[[str], OllamaChatChunk]
+    ) -> AsyncIterator[OllamaChatChunk]:
         with self._transport_errors():
             async for line in response.aiter_lines():
                 if not line.strip():
                     continue
-                chunk = _decode(_chunk, line)
+                chunk = decode(line)
                 if chunk.error:
                     raise UpstreamError(f"Ollama failed mid-answer: {chunk.error}")
                 yield chunk
@@ -182,6 +223,12 @@ class Ollama:
             ) from exc
         except httpx.TransportError as exc:
             raise UpstreamError(f"Ollama at {self.url} broke the connection: {exc!r}") from exc
+
+
+def _answered(answer: OllamaChatChunk) -> OllamaChatChunk:
+    if answer.error:
+        raise UpstreamError(f"Ollama failed: {answer.error}")
+    return answer
 
 
 def _raise_for_status(response: httpx.Response, body: dict[str, Any] | None) -> None:

@@ -120,21 +120,28 @@ class OllamaOptions(Struct, kw_only=True, omit_defaults=True):
     numa: bool | None = None
 
 
-class ChatCompletionRequest(Struct, kw_only=True):
-    """What the gateway reads of a chat completion request (plus Ollama's own extras, passed through)."""
+class Sampling(Struct, kw_only=True):
+    """The request fields that Chat Completions and legacy Completions share (Ollama's `options` of each)."""
 
-    messages: Annotated[list[ChatMessage], Meta(min_length=1)]
     model: str = ""
     stream: bool = False
     stream_options: StreamOptions | None = None
     max_tokens: TokenCount | None = None
-    max_completion_tokens: TokenCount | None = None
     temperature: Temperature | None = None
     top_p: Share | None = None
     stop: str | list[str] | None = None
     seed: int | None = None
     frequency_penalty: Penalty | None = None
     presence_penalty: Penalty | None = None
+    user: str | None = None
+    keep_alive: str | int | None = None  # Ollama's, for clients that know they talk to Ollama
+
+
+class ChatCompletionRequest(Sampling, kw_only=True):
+    """What the gateway reads of a chat completion request (plus Ollama's own extras, passed through)."""
+
+    messages: Annotated[list[ChatMessage], Meta(min_length=1)]
+    max_completion_tokens: TokenCount | None = None
     response_format: ResponseFormat | None = None
     tools: list[ToolDefinition] | None = None
     tool_choice: str | dict[str, Any] | None = None
@@ -143,10 +150,8 @@ class ChatCompletionRequest(Struct, kw_only=True):
     logprobs: bool | None = None
     top_logprobs: int | None = None
     logit_bias: dict[str, float] | None = None
-    user: str | None = None
     # Ollama's native extras, for clients that know they talk to Ollama
     options: OllamaOptions | None = None
-    keep_alive: str | int | None = None
     think: bool | str | None = None
 
 

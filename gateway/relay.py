@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import AsyncExitStack
+from contextlib import AbstractAsyncContextManager, AsyncExitStack
 from typing import Any, Protocol
 
 from gateway import translate
-from gateway.errors import GatewayError, error_envelope
+from gateway.errors import GatewayError, UpstreamError, error_envelope
 from gateway.journal import TurnStatus
 from gateway.ollama import OllamaChatChunk
 from gateway.protocol import chunk_encoder
@@ -25,6 +25,9 @@ DONE = b"data: [DONE]\n\n"
 
 def sse(payload: bytes) -> bytes:
     return b"data: " + payload + b"\n\n"
+
+
+Finish = Callable[[str, OllamaChatChunk | None, TurnStatus], Awaitable[None]]  # the answer's text, last chunk
 
 
 class Framer(Protocol):
@@ -76,7 +79,7 @@ class Relay:
         first: OllamaChatChunk,
         chunks: AsyncIterator[OllamaChatChunk],
         framer: Framer,
-        finish: Callable[[str, OllamaChatChunk | None, TurnStatus], Awaitable[None]],
+        finish: Finish,
         schedule: Callable[[Awaitable[None]], None],
     ) -> None:
         self._stack = stack
@@ -89,6 +92,26 @@ class Relay:
         self._final: OllamaChatChunk | None = None
         self._finished = False
         self.headers: dict[str, str] = {}
+
+    @classmethod
+    async def open(
+        cls,
+        upstream: AbstractAsyncContextManager[AsyncIterator[OllamaChatChunk]],
+        framer: Framer,
+        finish: Finish,
+        schedule: Callable[[Awaitable[None]], None],
+    ) -> Relay:
+        """Open the upstream stream and read its first chunk, so that a failure is still an HTTP status."""
+        stack = AsyncExitStack()
+        try:
+            chunks = await stack.enter_async_context(upstream)
+            first = await anext(chunks, None)
+            if first is None:
+                raise UpstreamError("Ollama closed the stream without an answer.")
+        except BaseException:
+            await stack.aclose()
+            raise
+        return cls(stack, first, chunks, framer, finish, schedule)
 
     def __aiter__(self) -> AsyncIterator[bytes]:
         return self._frames()

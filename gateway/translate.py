@@ -35,6 +35,7 @@ from gateway.protocol import (
     ImageContentPart,
     Model,
     ModelList,
+    Sampling,
     ToolCall,
 )
 
@@ -89,8 +90,12 @@ def chat_body(
 
 def _options(request: ChatCompletionRequest, num_ctx: int) -> dict[str, Any]:
     options = msgspec.structs.asdict(request.options) if request.options else {}
-    options = {key: value for key, value in options.items() if value is not None}
-    limit = request.max_completion_tokens or request.max_tokens
+    chosen = sampling_options(request, request.max_completion_tokens or request.max_tokens)
+    return {**{key: value for key, value in options.items() if value is not None}, **chosen, "num_ctx": num_ctx}
+
+
+def sampling_options(request: Sampling, limit: int | None) -> dict[str, Any]:
+    """Ollama's `options` for the sampling fields the request sets (`limit`: the answer's most tokens)."""
     chosen = {
         "num_predict": limit,
         "temperature": request.temperature,
@@ -100,9 +105,7 @@ def _options(request: ChatCompletionRequest, num_ctx: int) -> dict[str, Any]:
         "frequency_penalty": request.frequency_penalty,
         "presence_penalty": request.presence_penalty,
     }
-    options.update({key: value for key, value in chosen.items() if value is not None})
-    options["num_ctx"] = num_ctx  # the budget every prompt was fitted to
-    return options
+    return {key: value for key, value in chosen.items() if value is not None}
 
 
 def _tools(request: ChatCompletionRequest) -> list[dict[str, Any]]:

@@ -26,6 +26,10 @@ without waiting. `prompt_eval_count` is the whole prompt, as Ollama reports it s
 gives each model's requests and (prompt, evaluated) tokens; PUT /_fake/cache `{"slots", "rate",
 "answer_words", "eval_count"}` changes the settings (new slots start empty).
 
+`/api/generate` answers `echo: <prompt>` (then the suffix), a word per chunk; `/api/show`, `/api/ps` and the
+legacy `/api/embeddings` answer as Ollama does; model management (pull, create, copy, delete, push) is
+answered `{"status": "success"}` and kept at GET /_fake/managed.
+
 `/api/embed` gives each word a bucket of a 64-dimension vector, so texts that share words are close; with
 `FAKE_OLLAMA_EMBEDDER=minilm` it runs the real all-MiniLM-L6-v2 (384 dimensions; benchmarks), for any
 of its models, with the vectors cached on disk by text (tests/bench/minilm_cache.py). PUT
@@ -62,6 +66,7 @@ LOAD_DURATION = 2_000_000  # ns: the model is already loaded
 class FakeOllama:
     def __init__(self) -> None:
         self.requests: list[dict[str, Any]] = []
+        self.managed: list[dict[str, Any]] = []  # pull, create, copy, delete, push: as they came
         self.disconnects = 0
         self.slow_started = 0
         self.embed_delay = 0.0
@@ -88,12 +93,27 @@ class FakeOllama:
             await _json(send, 200, {"models": [{"name": m, "model": m, "modified_at": STAMP} for m in MODELS]})
         elif route == ("POST", "/api/chat"):
             await self.chat(json.loads(body), receive, send)
+        elif route == ("POST", "/api/generate"):
+            await self.generate(json.loads(body), send)
         elif route == ("POST", "/api/embed"):
             await self.embed(json.loads(body), send)
+        elif route == ("POST", "/api/embeddings"):
+            request = json.loads(body)
+            await _json(send, 200, {"embedding": self.embedder([request.get("prompt", "")])[0]})
+        elif route == ("POST", "/api/show"):
+            await self.show(json.loads(body), send)
+        elif route == ("GET", "/api/ps"):
+            await _json(send, 200, {"models": [_running(MODELS[0])]})
+        elif scope["path"] in PASSED_THROUGH:  # model management: recorded, answered as Ollama does
+            self.managed.append({"method": scope["method"], "path": scope["path"], "body": body.decode()})
+            await _json(send, 200, {"status": "success"})
+        elif route == ("GET", "/_fake/managed"):
+            await _json(send, 200, self.managed)
         elif route == ("GET", "/_fake/requests"):
             await _json(send, 200, self.requests)
         elif route == ("DELETE", "/_fake/requests"):
             self.requests.clear()
+            self.managed.clear()
             self.caches.clear()
             await _json(send, 200, {})
         elif route == ("GET", "/_fake/cache"):
@@ -147,6 +167,52 @@ class FakeOllama:
             await send({"type": "http.response.body", "body": _line(chunk), "more_body": True})
         await send({"type": "http.response.body", "body": b"", "more_body": False})
 
+    async def generate(self, request: dict[str, Any], send: Send) -> None:
+        """A prompt's completion: `echo: <prompt>` (and `<suffix>` after it), a word per chunk."""
+        self.requests.append(request)
+        model = request.get("model", "")
+        if model not in MODELS and f"{model}:latest" not in MODELS:
+            await _json(send, 404, {"error": f'model "{model}" not found, try pulling it first'})
+            return
+        text = f"echo: {request.get('prompt', '')}" + (f" {request['suffix']}" if request.get("suffix") else "")
+        words = text.split(" ")
+        chunks = [
+            {"model": model, "created_at": STAMP, "response": w + (" " if i < len(words) - 1 else ""), "done": False}
+            for i, w in enumerate(words)
+        ]
+        prompt = len(encode(str(request.get("prompt", ""))))
+        final = {"model": model, "created_at": STAMP, "response": "", "done": True, "done_reason": "stop"}
+        final.update(context=[1, 2, 3], **_timings(prompt, prompt, len(encode(text)), self.rate))
+        if not request.get("stream", True):
+            await _json(send, 200, {**final, "response": text})
+            return
+        await send(
+            {"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"application/x-ndjson")]}
+        )
+        for chunk in [*chunks, final]:
+            await send({"type": "http.response.body", "body": _line(chunk), "more_body": True})
+        await send({"type": "http.response.body", "body": b"", "more_body": False})
+
+    async def show(self, request: dict[str, Any], send: Send) -> None:
+        model = request.get("model") or request.get("name", "")
+        if model not in MODELS and f"{model}:latest" not in MODELS:
+            await _json(send, 404, {"error": f"model '{model}' not found"})
+            return
+        details = {"format": "gguf", "family": "qwen3", "parameter_size": "4.0B", "quantization_level": "Q4_K_M"}
+        await _json(
+            send,
+            200,
+            {
+                "modelfile": f"FROM {model}\n",
+                "parameters": "temperature 0.6",
+                "template": "{{ .Prompt }}",
+                "details": details,
+                "model_info": {"general.architecture": "qwen3", "qwen3.context_length": 40960},
+                "capabilities": ["completion", "tools", "thinking"],
+                "modified_at": STAMP,
+            },
+        )
+
     def cache(self, model: str) -> PromptCache:
         return self.caches.setdefault(model, PromptCache(self.slots))
 
@@ -195,6 +261,23 @@ class FakeOllama:
         vectors = self.embedder(texts)
         tokens = sum(len(text.split()) for text in texts)
         await _json(send, 200, {"model": model, "embeddings": vectors, "prompt_eval_count": tokens})
+
+
+PASSED_THROUGH = {"/api/pull", "/api/create", "/api/copy", "/api/delete", "/api/push"}
+
+
+def _running(model: str) -> dict[str, Any]:
+    details = {"format": "gguf", "family": "qwen3", "parameter_size": "4.0B", "quantization_level": "Q4_K_M"}
+    return {
+        "name": model,
+        "model": model,
+        "size": 3_300_000_000,
+        "digest": "a" * 64,
+        "details": details,
+        "expires_at": "2099-01-01T00:00:00Z",
+        "size_vram": 3_300_000_000,
+        "context_length": 8192,
+    }
 
 
 def _answer_tokens(chunks: list[dict[str, Any]]) -> int:

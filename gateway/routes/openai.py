@@ -1,4 +1,4 @@
-"""The OpenAI surface: `/v1/models`, `/v1/chat/completions`, `/v1/embeddings`."""
+"""The OpenAI surface: `/v1/models`, `/v1/chat/completions`, `/v1/completions`, `/v1/embeddings`."""
 
 from __future__ import annotations
 
@@ -8,10 +8,13 @@ from litestar import Controller, Request, Response, get, post
 from litestar.openapi.datastructures import ResponseSpec
 from litestar.response import Stream
 
-from gateway import translate
+from gateway import prompt, raw, translate
 from gateway.auth import caller, require_key
 from gateway.chat import Chat
 from gateway.config import Settings
+from gateway.doors import completions
+from gateway.doors.completions import Completion, CompletionRequest
+from gateway.identity import MEMORY_HEADER
 from gateway.ollama import Ollama
 from gateway.protocol import (
     ChatCompletion,
@@ -28,6 +31,7 @@ CHAT_EXAMPLE = {
     "messages": [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Where do I live?"}],
     "stream": False,
 }
+COMPLETION_EXAMPLE = {"model": "qwen3:4b", "prompt": "def fibonacci(n):", "max_tokens": 64}
 EMBED_EXAMPLE = {"model": "nomic-embed-text", "input": ["first text", "second text"]}
 
 
@@ -66,6 +70,44 @@ class OpenAIController(Controller):
             completion, report = await chat.complete(data, request.headers, user)
             return Response(completion, headers=report)
         return streamed(await chat.stream(data, request.headers, user))
+
+    @post(
+        "/completions",
+        status_code=200,
+        summary="Complete a prompt (legacy Completions; no memory unless X-Memory is sent)",
+        responses={
+            200: ResponseSpec(
+                data_container=Completion,
+                description="A text completion; with `stream: true`, `text/event-stream` of `data: "
+                "<text_completion>` frames ending with `data: [DONE]`",
+            ),
+            **error_responses(400, 401, 404, 413, 502, 503, 504),
+        },
+    )
+    async def completions(
+        self,
+        data: Annotated[CompletionRequest, example(COMPLETION_EXAMPLE)],
+        chat: Chat,
+        ollama: Ollama,
+        settings: Settings,
+        request: Request[Any, Any, Any],
+    ) -> Response[Completion] | Stream:
+        model = data.model or settings.model.default
+        include_usage = bool(data.stream_options and data.stream_options.include_usage)
+        framer = completions.CompletionFramer(model, include_usage=include_usage)
+        if request.headers.get(MEMORY_HEADER, "off").strip().lower() != "off":  # memory asked for: the chat flow
+            asked = completions.as_chat(data)
+            if data.stream:
+                return streamed(await chat.stream(asked, request.headers, caller(request), framer=framer))
+            answer, ready = await chat.answer(asked, request.headers, caller(request))
+            return Response(completions.completion(answer, model=model), headers=ready.headers())
+        window = settings.model.context_window
+        body = completions.generate_body(data, model=model, num_ctx=window, keep_alive=settings.upstream.keep_alive)
+        reserve = prompt.reserve_for(data.max_tokens, settings.model.reserve_completion)
+        await raw.check_fits(body, chat.count, window=window, reserve=reserve)
+        if data.stream:
+            return streamed(await raw.generate_stream(ollama, body, framer, chat.in_background))
+        return Response(completions.completion(await ollama.generate(body), model=model))
 
     @post(
         "/embeddings",
