@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import functools
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import msgspec
+import tiktoken
 
+from gateway.errors import InvalidRequest
 from gateway.protocol import ChatMessage, ImageContentPart, ToolDefinition
 
 log = logging.getLogger(__name__)
@@ -26,8 +28,6 @@ LONGEST_TOKEN = 128  # characters: the longest token of cl100k_base and o200k_ba
 def load_counter(encoding: str) -> tuple[Count, str]:
     """A counter and its name: the tiktoken encoding, or a bytes/3 estimate if it cannot be loaded."""
     try:
-        import tiktoken
-
         encode = tiktoken.get_encoding(encoding).encode_ordinary
     except Exception as exc:  # offline without a cache, or an unknown name: count high rather than fail
         log.warning("tokenizer %s unavailable (%s); counting bytes/3 instead, which overestimates", encoding, exc)
@@ -50,6 +50,43 @@ def cached_counts(count: Count, entries: int = CACHED_TEXTS, longest: int = LONG
         return remembered(text) if len(text) <= longest else count(text)
 
     return counted
+
+
+FALLBACK_ENCODING = "cl100k_base"  # what LangChain's OpenAIEmbeddings uses for a model tiktoken does not know
+
+
+def decode_ids(model: str, inputs: Sequence[str | int | list[int]]) -> list[str]:
+    """Embedding inputs as texts: token ids (one list, or a list of lists) decoded with the encoding the client
+    made them with, as LangChain's `OpenAIEmbeddings` does: tiktoken's for `model`, else cl100k_base."""
+    if all(isinstance(item, int) for item in inputs):
+        inputs = [[item for item in inputs if isinstance(item, int)]]
+    encoding = _encoding_for(model)
+    texts = []
+    for n, item in enumerate(inputs):
+        if isinstance(item, str):
+            texts.append(item)
+            continue
+        if isinstance(item, int):
+            raise InvalidRequest(f"input[{n}] mixes a token id with lists of token ids", param="input")
+        bad = next((id for id in item if not 0 <= id <= encoding.max_token_value), None)
+        if bad is not None:
+            raise InvalidRequest(
+                f"input[{n}] holds token id {bad}, which {encoding.name} (the encoding for {model!r}) does not have",
+                param="input",
+            )
+        try:
+            texts.append(encoding.decode(item))
+        except KeyError as exc:  # an id inside the range that the encoding skips
+            raise InvalidRequest(f"input[{n}] does not decode with {encoding.name}: {exc}", param="input") from None
+    return texts
+
+
+@functools.lru_cache(maxsize=8)
+def _encoding_for(model: str) -> tiktoken.Encoding:
+    try:
+        return tiktoken.encoding_for_model(model)
+    except KeyError:
+        return tiktoken.get_encoding(FALLBACK_ENCODING)
 
 
 def estimate(text: str) -> int:

@@ -293,12 +293,22 @@ class ChunkTranslator:
 # -- embeddings and models --------------------------------------------------------------------------
 
 
-def embed_body(request: EmbeddingRequest, *, model: str, keep_alive: str) -> dict[str, Any]:
-    if isinstance(request.input, list) and any(not isinstance(item, str) for item in request.input):
-        raise UnsupportedParameter("input", "Ollama embeds text only; send a string or a list of strings.")
-    if request.input == []:
+OPENAI_EMBEDDING_MODELS = ("text-embedding-", "text-similarity-", "text-search-")
+
+
+def embedding_model(asked: str, configured: str) -> str:
+    """The Ollama model to embed with: the one asked for, unless it is none or one of OpenAI's (the default of
+    clients such as LangChain's `OpenAIEmbeddings()`), which Ollama cannot have: then `[embedding] model`."""
+    return configured if not asked or asked.startswith(OPENAI_EMBEDDING_MODELS) else asked
+
+
+def embed_body(texts: str | list[str], request: EmbeddingRequest, *, model: str, keep_alive: str) -> dict[str, Any]:
+    """The `/api/embed` body for the request's texts (its token ids already decoded)."""
+    if texts == []:
         raise InvalidRequest("input must not be empty", param="input")
-    body: dict[str, Any] = {"model": model, "input": request.input, "keep_alive": keep_alive}
+    if not model:
+        raise InvalidRequest("name a model: no [embedding] model is configured to embed with", param="model")
+    body: dict[str, Any] = {"model": model, "input": texts, "keep_alive": keep_alive}
     if request.dimensions is not None:
         body["dimensions"] = request.dimensions
     return body

@@ -196,9 +196,10 @@ def answer(conn: socket.socket) -> bytes:
     return head + b"\r\n\r\n" + body
 
 
-def test_token_array_embeddings_are_refused(gateway_url: str) -> None:
-    response = httpx.post(gateway_url + "/v1/embeddings", json={"input": [[1, 2, 3]], "model": "nomic-embed-text"})
-    assert assert_envelope(response, 400)["param"] == "input"
+def test_token_ids_that_do_not_decode_are_a_400_naming_the_input(gateway_url: str) -> None:
+    for given in ([[9906, 10**9]], [9906, -1], [[9906], 1917]):
+        response = httpx.post(gateway_url + "/v1/embeddings", json={"input": given, "model": "nomic-embed-text"})
+        assert assert_envelope(response, 400)["param"] == "input"
 
 
 def test_body_too_large_is_413(fake: Fake, tmp_path: Path) -> None:

@@ -10,6 +10,8 @@ from typing import Any
 
 import openai
 import pytest
+import tiktoken
+from pydantic import SecretStr
 
 from tests import processes
 from tests.conftest import Fake
@@ -230,6 +232,27 @@ def test_embeddings_float_and_base64(client: openai.OpenAI) -> None:
     raw = client.embeddings.with_raw_response.create(model="nomic-embed-text", input="first", encoding_format="base64")
     encoded = raw.http_response.json()["data"][0]["embedding"]
     assert struct.unpack(f"<{EMBED_DIM}f", base64.b64decode(encoded)) == pytest.approx(_vector("first"), abs=1e-6)
+
+
+def test_token_ids_are_decoded_as_the_client_encoded_them(client: openai.OpenAI) -> None:
+    """LangChain's `OpenAIEmbeddings()` sends token ids made with tiktoken (cl100k_base for the models it does
+    not know), and names OpenAI's model: both are what the gateway's own embedding model would see as text."""
+    ids = tiktoken.get_encoding("cl100k_base").encode("Hello world")
+    result = client.embeddings.create(model="nomic-embed-text", input=[ids, ids[:1]], encoding_format="float")
+    assert result.data[0].embedding == pytest.approx(_vector("Hello world"))
+    assert result.data[1].embedding == pytest.approx(_vector("Hello"))
+    one = client.embeddings.create(model="text-embedding-3-small", input=ids, encoding_format="float")
+    assert one.data[0].embedding == pytest.approx(_vector("Hello world"))
+    assert one.model == "nomic-embed-text"  # OpenAI's model names mean the gateway's [embedding] model
+
+
+def test_langchain_openai_embeddings_at_their_defaults(gateway_url: str) -> None:
+    from langchain_openai import OpenAIEmbeddings
+
+    embeddings = OpenAIEmbeddings(base_url=gateway_url + "/v1", api_key=SecretStr("unused"), max_retries=0)
+    assert embeddings.embed_query("Where does Ann live?") == pytest.approx(_vector("Where does Ann live?"))
+    documents = embeddings.embed_documents(["Ann lives in Lisbon.", "Bob bakes bread."])
+    assert documents[1] == pytest.approx(_vector("Bob bakes bread."))
 
 
 def test_ollama_down_is_502_naming_url_and_fix(tmp_path: Path) -> None:

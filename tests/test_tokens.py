@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import msgspec
 import pytest
 
+from gateway import tokens
+from gateway.errors import InvalidRequest
 from gateway.protocol import ChatMessage, ToolDefinition
 from gateway.tokens import PER_MESSAGE, Calibration, cached_counts, estimate, load_counter, message_tokens, tools_tokens
 
@@ -115,3 +119,16 @@ def test_counts_of_short_texts_are_kept_and_of_long_ones_not() -> None:
         cached(f"one-off text number {n}")
     cached("a memory recalled often")
     assert counted.count("a memory recalled often") == 2
+
+
+def test_token_ids_decode_with_the_encoding_of_the_model_that_made_them() -> None:
+    assert tokens.decode_ids("text-embedding-ada-002", [[9906, 1917], "as text"]) == ["Hello world", "as text"]
+    assert tokens.decode_ids("nomic-embed-text", [9906, 1917]) == ["Hello world"]  # cl100k_base, as LangChain
+    assert tokens.decode_ids("gpt-4o", [[13225, 2375]]) == ["Hello world"]  # o200k_base
+
+
+@pytest.mark.parametrize("given", [[[1, 10**9]], [[-1]], [[1], 2]])
+def test_token_ids_that_do_not_decode_are_refused_naming_the_input(given: list[Any]) -> None:
+    with pytest.raises(InvalidRequest) as refused:
+        tokens.decode_ids("nomic-embed-text", given)
+    assert refused.value.param == "input"

@@ -216,7 +216,7 @@ def test_first_frame_has_the_role_even_when_empty() -> None:
 
 def test_embeddings() -> None:
     req = msgspec.convert({"input": ["a", "b"], "encoding_format": "base64", "dimensions": 2}, EmbeddingRequest)
-    assert translate.embed_body(req, model="e", keep_alive="5m") == {
+    assert translate.embed_body(["a", "b"], req, model="e", keep_alive="5m") == {
         "model": "e",
         "input": ["a", "b"],
         "keep_alive": "5m",
@@ -228,7 +228,13 @@ def test_embeddings() -> None:
     assert decoded == [(0.5, -1.0), (0.25, 2.0)]
     assert response.usage.prompt_tokens == 2
     with pytest.raises(InvalidRequest):
-        translate.embed_body(msgspec.convert({"input": []}, EmbeddingRequest), model="e", keep_alive="5m")
+        translate.embed_body([], msgspec.convert({"input": []}, EmbeddingRequest), model="e", keep_alive="5m")
+
+
+def test_openai_embedding_models_mean_the_configured_one() -> None:
+    assert translate.embedding_model("text-embedding-ada-002", "nomic-embed-text") == "nomic-embed-text"
+    assert translate.embedding_model("", "nomic-embed-text") == "nomic-embed-text"
+    assert translate.embedding_model("mxbai-embed-large", "nomic-embed-text") == "mxbai-embed-large"
 
 
 def test_model_list_reads_nanosecond_timestamps() -> None:

@@ -8,7 +8,7 @@ from litestar import Controller, Request, Response, get, post
 from litestar.openapi.datastructures import ResponseSpec
 from litestar.response import Stream
 
-from gateway import prompt, raw, translate
+from gateway import prompt, raw, tokens, translate, worker
 from gateway.auth import caller, require_key
 from gateway.chat import Chat
 from gateway.config import Settings
@@ -118,6 +118,11 @@ class OpenAIController(Controller):
     async def embeddings(
         self, data: Annotated[EmbeddingRequest, example(EMBED_EXAMPLE)], ollama: Ollama, settings: Settings
     ) -> CreateEmbeddingResponse:
-        model = data.model or settings.embedding.model
-        body = translate.embed_body(data, model=model, keep_alive=settings.upstream.keep_alive)
+        model = translate.embedding_model(data.model, settings.embedding.model)
+        given = data.input
+        texts: str | list[str] = given if isinstance(given, str) else [item for item in given if isinstance(item, str)]
+        if not isinstance(given, str) and len(texts) < len(given):  # token ids
+            ids = sum(len(item) if isinstance(item, list) else 1 for item in given)
+            texts = await worker.run(ids * 4, lambda: tokens.decode_ids(data.model, given))
+        body = translate.embed_body(texts, data, model=model, keep_alive=settings.upstream.keep_alive)
         return translate.embedding_response(await ollama.embed(body), data, model=model)
