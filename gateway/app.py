@@ -22,6 +22,7 @@ from gateway import __version__, bodies, browser, datadir, timeouts
 from gateway.chat import Chat, restore_calibration, restore_prefill
 from gateway.config import Settings
 from gateway.consolidate import Consolidator
+from gateway.doors import ollama as ollama_door
 from gateway.errors import GatewayError, error_envelope
 from gateway.memory import Memory
 from gateway.ollama import Ollama
@@ -29,6 +30,8 @@ from gateway.requestid import request_id_middleware
 from gateway.routes.chat import simple_chat
 from gateway.routes.docs import redoc, swagger_ui
 from gateway.routes.memory import MemoryController
+from gateway.routes.ollama import OllamaController
+from gateway.routes.ollama import running as ollama_root
 from gateway.routes.openai import OpenAIController
 from gateway.routes.status import StatusController
 from gateway.tokens import load_counter
@@ -75,7 +78,16 @@ def create_app(settings: Settings, *, transport: httpx.AsyncBaseTransport | None
             datadir.release(data_dir)
 
     return Litestar(
-        route_handlers=[OpenAIController, MemoryController, simple_chat, StatusController, swagger_ui, redoc],
+        route_handlers=[
+            OpenAIController,
+            OllamaController,
+            ollama_root,
+            MemoryController,
+            simple_chat,
+            StatusController,
+            swagger_ui,
+            redoc,
+        ],
         lifespan=[lifespan],
         middleware=[
             request_id_middleware,
@@ -121,32 +133,36 @@ def _from_state(name: str) -> Any:
     return provide
 
 
-def _envelope(status: int, body: dict[str, Any]) -> Response[dict[str, Any]]:
+def _envelope(request: Request[Any, Any, Any], status: int, body: dict[str, Any]) -> Response[dict[str, Any]]:
+    """The error as the door speaks it: OpenAI's envelope, or on Ollama's routes Ollama's `{"error": "..."}`."""
+    if ollama_door.served(request.url.path):
+        body = ollama_door.error(str(body["error"]["message"]))
     return Response(body, status_code=status, media_type="application/json")
 
 
-def _gateway_error(_: Request[Any, Any, Any], exc: GatewayError) -> Response[dict[str, Any]]:
-    return _envelope(exc.status, exc.envelope())
+def _gateway_error(request: Request[Any, Any, Any], exc: GatewayError) -> Response[dict[str, Any]]:
+    return _envelope(request, exc.status, exc.envelope())
 
 
-def _validation_error(_: Request[Any, Any, Any], exc: ValidationException) -> Response[dict[str, Any]]:
+def _validation_error(request: Request[Any, Any, Any], exc: ValidationException) -> Response[dict[str, Any]]:
     """Litestar's body errors, told as OpenAI does: what is wrong and where (`param`)."""
     problems = exc.extra if isinstance(exc.extra, list) else []
     if not problems:
-        return _envelope(400, error_envelope(f"Could not parse the JSON body: {exc.detail}", "invalid_request_error"))
+        problem = f"Could not parse the JSON body: {exc.detail}"
+        return _envelope(request, 400, error_envelope(problem, "invalid_request_error"))
     first = problems[0] if isinstance(problems[0], dict) else {}
     message = str(first.get("message", exc.detail))
     param = first.get("key") if first.get("key") != "data" else None  # "data" is the whole body
     if param:
         message = f"{message} (at `{param}`)"
-    return _envelope(400, error_envelope(message, "invalid_request_error", param))
+    return _envelope(request, 400, error_envelope(message, "invalid_request_error", param))
 
 
-def _unreadable_body(_: Request[Any, Any, Any], exc: Exception) -> Response[dict[str, Any]]:
+def _unreadable_body(request: Request[Any, Any, Any], exc: Exception) -> Response[dict[str, Any]]:
     why = "it is nested too deeply"
     if isinstance(exc, UnicodeDecodeError):
         why = f"it is not UTF-8 ({exc.reason} at byte {exc.start})"
-    return _envelope(400, error_envelope(f"Could not parse the JSON body: {why}.", "invalid_request_error"))
+    return _envelope(request, 400, error_envelope(f"Could not parse the JSON body: {why}.", "invalid_request_error"))
 
 
 def _http_error(request: Request[Any, Any, Any], exc: HTTPException) -> Response[dict[str, Any]]:
@@ -155,7 +171,7 @@ def _http_error(request: Request[Any, Any, Any], exc: HTTPException) -> Response
         detail = _no_route(request)
     kind = _TYPES.get(status, "invalid_request_error" if status < 500 else "server_error")
     code = "payload_too_large" if status == 413 else None
-    response = _envelope(status, error_envelope(detail, kind, None, code))
+    response = _envelope(request, status, error_envelope(detail, kind, None, code))
     response.headers.update(exc.headers or {})  # a 405's `Allow`, a 401's `WWW-Authenticate`
     return response
 
@@ -176,4 +192,4 @@ def _no_route(request: Request[Any, Any, Any]) -> str:
 
 def _unexpected_error(request: Request[Any, Any, Any], exc: Exception) -> Response[dict[str, Any]]:
     log.exception("unexpected error on %s %s", request.method, request.url.path, exc_info=exc)
-    return _envelope(500, error_envelope("internal error in the gateway; see its log", "server_error"))
+    return _envelope(request, 500, error_envelope("internal error in the gateway; see its log", "server_error"))

@@ -69,6 +69,12 @@ def require_key(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHand
     key_of(connection.headers, connection.app.state.settings.auth)
 
 
+def require_admin(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
+    """Litestar guard: an admin key (or no keys configured), for what acts on everyone's behalf."""
+    if key_of(connection.headers, connection.app.state.settings.auth) is not None:
+        raise Forbidden("this takes an admin key ([auth] admin_keys)")
+
+
 def caller(connection: ASGIConnection[Any, Any, Any, Any]) -> str | None:
     """The key's user for this request (a route reads it here rather than take `settings` as a second
     dependency: Litestar resolves two or more in a task group, a fifth of a millisecond per request)."""

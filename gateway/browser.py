@@ -16,6 +16,7 @@ from litestar.config.cors import CORSConfig
 from litestar.enums import ScopeType
 from litestar.types import ASGIApp, HTTPResponseBodyEvent, HTTPResponseStartEvent, Receive, Scope, Send
 
+from gateway.doors import ollama as ollama_door
 from gateway.errors import error_envelope
 
 _JSON = re.compile(rb"^application/(?:[\w.+-]+\+)?json\s*(?:;.*)?$", re.IGNORECASE)
@@ -30,7 +31,10 @@ def json_only_middleware(app: ASGIApp) -> ASGIApp:
             headers = dict(scope["headers"])
             kind = headers.get(b"content-type", b"")
             empty = not kind and headers.get(b"content-length", b"0") == b"0" and b"transfer-encoding" not in headers
-            if not empty and not _JSON.match(kind):
+            # Ollama takes any body as JSON, and its docs' `curl -d` sends a form type: not a browser's page
+            # when no Origin is sent (browsers send one with every cross-site POST)
+            ollama_client = ollama_door.served(scope["path"]) and b"origin" not in headers
+            if not empty and not _JSON.match(kind) and not ollama_client:
                 await _refuse(send, kind.decode("latin-1")[:100])
                 return
         await app(scope, receive, send)

@@ -48,6 +48,7 @@ class OllamaChatChunk(Struct):
     """One line of `/api/chat` (or its whole answer when not streaming)."""
 
     model: str = ""
+    created_at: str = ""
     message: OllamaMessage | None = None
     done: bool = False
     done_reason: str | None = None
@@ -55,12 +56,16 @@ class OllamaChatChunk(Struct):
     prompt_eval_duration: int = 0  # nanoseconds spent on the prompt tokens the model had not cached
     eval_count: int = 0
     error: str | None = None
+    total_duration: int = 0  # nanoseconds, as are the next two: relayed to Ollama's own clients
+    load_duration: int = 0
+    eval_duration: int = 0
 
 
 class OllamaGenerateChunk(Struct):
     """One line of `/api/generate` (or its whole answer): read as a chat chunk, so that one relay serves both."""
 
     model: str = ""
+    created_at: str = ""
     response: str = ""
     thinking: str | None = None
     done: bool = False
@@ -69,10 +74,14 @@ class OllamaGenerateChunk(Struct):
     prompt_eval_duration: int = 0
     eval_count: int = 0
     error: str | None = None
+    total_duration: int = 0
+    load_duration: int = 0
+    eval_duration: int = 0
 
     def as_chat(self) -> OllamaChatChunk:
         return OllamaChatChunk(
             model=self.model,
+            created_at=self.created_at,
             message=OllamaMessage(content=self.response, thinking=self.thinking),
             done=self.done,
             done_reason=self.done_reason,
@@ -80,6 +89,9 @@ class OllamaGenerateChunk(Struct):
             prompt_eval_duration=self.prompt_eval_duration,
             eval_count=self.eval_count,
             error=self.error,
+            total_duration=self.total_duration,
+            load_duration=self.load_duration,
+            eval_duration=self.eval_duration,
         )
 
 
@@ -185,6 +197,20 @@ class Ollama:
                 if chunk.error:
                     raise UpstreamError(f"Ollama failed mid-answer: {chunk.error}")
                 yield chunk
+
+    @asynccontextmanager
+    async def relay(
+        self, method: str, path: str, content: bytes, content_type: str | None
+    ) -> AsyncIterator[httpx.Response]:
+        """A request sent on to Ollama as it came; its response, open for streaming, whatever its status."""
+        headers = {"content-type": content_type} if content_type else {}
+        request = self._client.build_request(method, self.url + path, content=content or None, headers=headers)
+        with self._transport_errors():
+            response = await self._client.send(request, stream=True)
+        try:
+            yield response
+        finally:
+            await response.aclose()
 
     async def _request(self, method: str, path: str, body: dict[str, Any] | None = None) -> httpx.Response:
         content = _encode(body) if body is not None else None

@@ -179,7 +179,7 @@ def _image(part: ImageContentPart, index: int) -> str:
     data = url[match.end() :]
     try:
         base64.b64decode(data, validate=True)
-    except binascii.Error as exc:
+    except (binascii.Error, ValueError) as exc:  # ValueError: characters that are not ASCII
         raise InvalidRequest(
             f"an image's data: URL does not hold valid base64 ({exc})", param=f"messages[{index}].content"
         ) from None

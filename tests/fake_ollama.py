@@ -87,6 +87,15 @@ class FakeOllama:
             return
         body = await _read_body(receive)
         route = (scope["method"], scope["path"])
+        if route in JSON_BODIES:  # as Ollama (gin) answers a body that is not a JSON object
+            try:
+                parsed = json.loads(body) if body else None
+            except ValueError as exc:
+                await _json(send, 400, {"error": f"invalid character: {exc}"})
+                return
+            if not isinstance(parsed, dict):
+                await _json(send, 400, {"error": "missing request body" if not body else "invalid request body"})
+                return
         if route == ("GET", "/api/version"):
             await _json(send, 200, {"version": "0.12.6"})
         elif route == ("GET", "/api/tags"):
@@ -263,6 +272,7 @@ class FakeOllama:
         await _json(send, 200, {"model": model, "embeddings": vectors, "prompt_eval_count": tokens})
 
 
+JSON_BODIES = {("POST", p) for p in ("/api/chat", "/api/generate", "/api/embed", "/api/embeddings", "/api/show")}
 PASSED_THROUGH = {"/api/pull", "/api/create", "/api/copy", "/api/delete", "/api/push"}
 
 

@@ -52,7 +52,7 @@ def test_no_input_is_a_500(fuzzed: tuple[str, schemathesis.BaseSchema], mode: sc
             response = case.call(base_url=url, timeout=30)
             said = f"{case.method} {case.formatted_path} {case.body!r:.200}: {response.text[:300]}"
             assert response.status_code != 500, said
-            if response.status_code >= 400:
+            if response.status_code >= 400 and case.method != "HEAD":  # a HEAD answer has no body
                 assert set(response.json()) == {"error"}, said
 
         try:
