@@ -33,6 +33,7 @@ from gateway.routes.memory import MemoryController
 from gateway.routes.ollama import OllamaController
 from gateway.routes.ollama import running as ollama_root
 from gateway.routes.openai import OpenAIController
+from gateway.routes.responses import ResponsesController
 from gateway.routes.status import StatusController
 from gateway.tokens import load_counter
 from gateway.transport import transport_for
@@ -80,6 +81,7 @@ def create_app(settings: Settings, *, transport: httpx.AsyncBaseTransport | None
     return Litestar(
         route_handlers=[
             OpenAIController,
+            ResponsesController,
             OllamaController,
             ollama_root,
             MemoryController,

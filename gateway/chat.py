@@ -10,7 +10,7 @@ import functools
 import json
 import logging
 import time
-from collections.abc import Awaitable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 import msgspec
@@ -87,7 +87,7 @@ class Chat:
         self._warned_tools: set[str] = set()
 
     def model_for(self, request: ChatCompletionRequest) -> str:
-        return request.model or self._model.default
+        return translate.chat_model(request.model, self._model.default)
 
     def identify(
         self, request: ChatCompletionRequest, headers: Mapping[str, str], key_user: str | None = None
@@ -265,9 +265,11 @@ class Chat:
         *,
         framer: Framer | None = None,
         who: Identity | None = None,
+        then: Callable[[], Awaitable[None]] | None = None,
     ) -> Relay:
         """The streamed answer, its first chunk read (a failure is still an HTTP status); `framer`: how the
-        door writes it (OpenAI's chat completion chunks unless told)."""
+        door writes it (OpenAI's chat completion chunks unless told); `then`: the door's own work once the
+        answer is whole and its turn remembered."""
         framer = framer or ChatCompletionFramer(
             self.model_for(request),
             include_usage=bool(request.stream_options and request.stream_options.include_usage),
@@ -277,6 +279,8 @@ class Chat:
 
         async def finish(text: str, final: OllamaChatChunk | None, status: TurnStatus) -> None:
             await self.remember(ready, request, text, final, status)
+            if then is not None:
+                await then()
 
         relay = await Relay.open(self._ollama.chat_stream(ready.body), framer, finish, self.in_background)
         relay.headers = ready.headers()

@@ -14,7 +14,7 @@ import time
 from collections import Counter
 from collections.abc import AsyncIterator, Collection, Sequence
 from pathlib import Path
-from typing import Literal
+from typing import Literal, NamedTuple
 
 import aiosqlite
 from msgspec import Struct
@@ -23,6 +23,18 @@ from gateway.branch import Earlier
 from gateway.schema import migrate
 
 TurnStatus = Literal["complete", "partial"]
+
+
+class StoredResponse(NamedTuple):
+    """A Responses API response as stored: what it added to its conversation, and itself (both JSON)."""
+
+    id: str
+    user: str
+    conversation: str
+    previous: str | None
+    created_at: float
+    messages: str  # the chat messages its input and output added, in order
+    body: str  # the response object the client got
 
 
 class Turn(Struct, kw_only=True):
@@ -330,6 +342,7 @@ class Journal:
             cursor = await self._db.execute("DELETE FROM messages WHERE user = ?", (user,))
             await self._db.execute("DELETE FROM turns WHERE user = ?", (user,))
             await self._db.execute("DELETE FROM core WHERE user = ?", (user,))
+            await self._db.execute("DELETE FROM responses WHERE user = ?", (user,))
             return cursor.rowcount
 
     async def forget_conversation(self, user: str, conversation: str) -> list[int]:
@@ -342,6 +355,7 @@ class Journal:
             for start in range(0, len(turns), ROWS_PER_STATEMENT):
                 chunk = turns[start : start + ROWS_PER_STATEMENT]
                 await self._db.execute(f"DELETE FROM turns WHERE id IN ({', '.join('?' * len(chunk))})", chunk)
+            await self._db.execute("DELETE FROM responses WHERE user = ? AND conversation = ?", (user, conversation))
             return sorted(id for id, _ in gone)
 
     async def messages_of(self, user: str) -> list[StoredMessage]:
@@ -485,6 +499,50 @@ class Journal:
     async def put(self, key: str, value: str) -> None:
         async with self._write():
             await self._db.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", (key, value))
+
+    async def put_response(self, stored: StoredResponse) -> None:
+        async with self._write():
+            await self._db.execute(
+                "INSERT OR REPLACE INTO responses (id, user, conversation, previous, created_at, messages, body)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (
+                    stored.id,
+                    stored.user,
+                    stored.conversation,
+                    stored.previous,
+                    stored.created_at,
+                    stored.messages,
+                    stored.body,
+                ),
+            )
+
+    async def response(self, user: str, id: str) -> StoredResponse | None:
+        async with self._lock:
+            rows = await self._db.execute_fetchall(
+                "SELECT id, user, conversation, previous, created_at, messages, body FROM responses"
+                " WHERE user = ? AND id = ?",
+                (user, id),
+            )
+        return next((StoredResponse(*row) for row in rows), None)
+
+    async def response_chain(self, user: str, id: str, limit: int) -> list[StoredResponse]:
+        """The stored response `id` and those before it (`previous`), oldest first, at most `limit` of them."""
+        async with self._lock:
+            rows = await self._db.execute_fetchall(
+                "WITH RECURSIVE chain(id, previous, depth) AS ("
+                " SELECT id, previous, 0 FROM responses WHERE user = ? AND id = ?"
+                " UNION ALL SELECT r.id, r.previous, c.depth + 1 FROM responses r JOIN chain c ON r.id = c.previous"
+                " WHERE r.user = ? AND c.depth + 1 < ?)"
+                " SELECT r.id, r.user, r.conversation, r.previous, r.created_at, r.messages, r.body"
+                " FROM chain JOIN responses r ON r.id = chain.id ORDER BY chain.depth DESC",
+                (user, id, user, limit),
+            )
+        return [StoredResponse(*row) for row in rows]
+
+    async def delete_response(self, user: str, id: str) -> bool:
+        async with self._write():
+            cursor = await self._db.execute("DELETE FROM responses WHERE user = ? AND id = ?", (user, id))
+            return cursor.rowcount > 0
 
     async def counts(self) -> dict[str, int]:
         async with self._lock:

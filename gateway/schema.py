@@ -72,6 +72,20 @@ MIGRATIONS: list[str] = [
     ALTER TABLE messages ADD COLUMN replaced INTEGER NOT NULL DEFAULT 0;
     CREATE INDEX messages_by_turn ON messages(turn_id);
     """,
+    # 7: the Responses API's stored responses (`store`): what each added to its conversation (its input and
+    # output, as chat messages, JSON) for `previous_response_id`, and the response itself for GET
+    """
+    CREATE TABLE responses (
+        id TEXT PRIMARY KEY,
+        user TEXT NOT NULL,
+        conversation TEXT NOT NULL,
+        previous TEXT,
+        created_at REAL NOT NULL,
+        messages TEXT NOT NULL,
+        body TEXT NOT NULL
+    );
+    CREATE INDEX responses_by_conversation ON responses(user, conversation);
+    """,
 ]
 
 

@@ -293,6 +293,16 @@ class ChunkTranslator:
 # -- embeddings and models --------------------------------------------------------------------------
 
 
+_OPENAI_CHAT_MODEL = re.compile(r"^(?:gpt-(?!oss)|chatgpt-|o\d|codex-|computer-use-|davinci|babbage)[^:]*$")
+
+
+def chat_model(asked: str, default: str) -> str:
+    """The Ollama model to answer with: the one asked for, unless it is none or one of OpenAI's (Ollama names
+    carry a tag, `gpt-4o-mini` does not): clients that name OpenAI's by default (the Agents SDK) get
+    `[model] default`."""
+    return default if not asked or _OPENAI_CHAT_MODEL.match(asked) else asked
+
+
 OPENAI_EMBEDDING_MODELS = ("text-embedding-", "text-similarity-", "text-search-")
 
 

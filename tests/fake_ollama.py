@@ -12,6 +12,7 @@ user message steers it, so a test can ask for a scenario through the real gatewa
 A request with a JSON schema in `format` (a consolidation) gets `{"summary", "facts"}` made of the
 transcript's user lines.
 
+After a tool's result (the last message a `tool` one) the answer is `echo: the tool said <result>`.
 Otherwise the answer is `echo: <last user message>` (without the gateway's memory block at its head),
 streamed a word per chunk, padded with filler words to
 `FAKE_OLLAMA_ANSWER_WORDS` words when that is set. Every /api/chat body is kept for inspection at GET
@@ -147,6 +148,8 @@ class FakeOllama:
             return
         said = next((m.get("content", "") for m in reversed(request["messages"]) if m["role"] == "user"), "")
         last = asked(said)  # the scenario is in the user's words, not in the memories quoted before them
+        if request["messages"] and request["messages"][-1]["role"] == "tool":  # a tool's result: answer with it
+            last = "the tool said " + str(request["messages"][-1].get("content", ""))
         if "#fail500" in last:
             await _json(send, 500, {"error": "llama runner process has terminated: exit status 2"})
             return

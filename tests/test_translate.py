@@ -231,6 +231,23 @@ def test_embeddings() -> None:
         translate.embed_body([], msgspec.convert({"input": []}, EmbeddingRequest), model="e", keep_alive="5m")
 
 
+@pytest.mark.parametrize(
+    ("asked", "answered"),
+    [
+        ("gpt-4o-mini", "qwen3:4b"),
+        ("gpt-5.6-luna", "qwen3:4b"),  # the Agents SDK's default
+        ("o3-mini", "qwen3:4b"),
+        ("", "qwen3:4b"),
+        ("gpt-oss:20b", "gpt-oss:20b"),  # Ollama's own
+        ("gpt-oss", "gpt-oss"),
+        ("llama3.2", "llama3.2"),
+        ("gpt-4o:latest", "gpt-4o:latest"),  # a tag: a model someone made in Ollama
+    ],
+)
+def test_openai_chat_models_mean_the_default(asked: str, answered: str) -> None:
+    assert translate.chat_model(asked, "qwen3:4b") == answered
+
+
 def test_openai_embedding_models_mean_the_configured_one() -> None:
     assert translate.embedding_model("text-embedding-ada-002", "nomic-embed-text") == "nomic-embed-text"
     assert translate.embedding_model("", "nomic-embed-text") == "nomic-embed-text"

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from contextlib import AsyncExitStack
-from typing import Any
+from typing import Annotated, Any
 from urllib.parse import quote
 
 import msgspec
@@ -17,9 +17,15 @@ from gateway.config import Settings
 from gateway.doors import ollama as door
 from gateway.doors.ollama import OllamaChatRequest
 from gateway.ollama import Ollama
+from gateway.routes.docs import example
 from gateway.routes.stream import streamed
 
 _encode = msgspec.json.Encoder().encode
+CHAT = {"model": "qwen3:4b", "messages": [{"role": "user", "content": "Where do I live?"}], "stream": False}
+GENERATE = {"model": "qwen3:4b", "prompt": "def fibonacci(n):", "stream": False}
+SHOW = {"model": "qwen3:4b"}
+EMBED = {"model": "nomic-embed-text", "input": ["first text", "second text"]}
+EMBEDDING = {"model": "nomic-embed-text", "prompt": "a text"}
 MANAGED = "Model management, relayed to Ollama (an admin key when keys are set)"
 
 
@@ -30,7 +36,11 @@ class OllamaController(Controller):
 
     @post("/chat", status_code=200, summary="Ollama's chat, with memory (NDJSON, streamed unless stream is false)")
     async def chat(
-        self, data: OllamaChatRequest, chat: Chat, ollama: Ollama, request: Request[Any, Any, Any]
+        self,
+        data: Annotated[OllamaChatRequest, example(CHAT)],
+        chat: Chat,
+        ollama: Ollama,
+        request: Request[Any, Any, Any],
     ) -> Response[Any] | Stream:
         if not data.messages:  # Ollama loads (or with keep_alive 0 unloads) the model: nothing to remember
             return await relayed(ollama, request, await request.body())
@@ -44,7 +54,11 @@ class OllamaController(Controller):
 
     @post("/generate", status_code=200, summary="Ollama's completion of a prompt (no memory unless X-Memory asks)")
     async def generate(
-        self, data: dict[str, Any], ollama: Ollama, settings: Settings, request: Request[Any, Any, Any]
+        self,
+        data: Annotated[dict[str, Any], example(GENERATE)],
+        ollama: Ollama,
+        settings: Settings,
+        request: Request[Any, Any, Any],
     ) -> Response[Any] | Stream:
         options = data.get("options") if isinstance(data.get("options"), dict) else {}
         # the window every chat is sent with: a different num_ctx would make Ollama load the model again
@@ -63,8 +77,22 @@ class OllamaController(Controller):
     async def version(self, ollama: Ollama, request: Request[Any, Any, Any]) -> Response[Any] | Stream:
         return await relayed(ollama, request)
 
-    @post(["/show", "/embed", "/embeddings"], status_code=200, summary="Relayed to Ollama as it came")
-    async def relay(self, ollama: Ollama, request: Request[Any, Any, Any]) -> Response[Any] | Stream:
+    @post("/show", status_code=200, summary="A model's details, from Ollama")
+    async def show(
+        self, data: Annotated[dict[str, Any], example(SHOW)], ollama: Ollama, request: Request[Any, Any, Any]
+    ) -> Response[Any] | Stream:
+        return await relayed(ollama, request, await request.body())
+
+    @post("/embed", status_code=200, summary="Embeddings, from Ollama")
+    async def embed(
+        self, data: Annotated[dict[str, Any], example(EMBED)], ollama: Ollama, request: Request[Any, Any, Any]
+    ) -> Response[Any] | Stream:
+        return await relayed(ollama, request, await request.body())
+
+    @post("/embeddings", status_code=200, summary="An embedding (Ollama's older API), from Ollama")
+    async def embeddings(
+        self, data: Annotated[dict[str, Any], example(EMBEDDING)], ollama: Ollama, request: Request[Any, Any, Any]
+    ) -> Response[Any] | Stream:
         return await relayed(ollama, request, await request.body())
 
     @post(["/pull", "/push", "/create", "/copy"], guards=[require_admin], status_code=200, summary=MANAGED)

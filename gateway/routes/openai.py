@@ -92,7 +92,7 @@ class OpenAIController(Controller):
         settings: Settings,
         request: Request[Any, Any, Any],
     ) -> Response[Completion] | Stream:
-        model = data.model or settings.model.default
+        model = translate.chat_model(data.model, settings.model.default)
         include_usage = bool(data.stream_options and data.stream_options.include_usage)
         framer = completions.CompletionFramer(model, include_usage=include_usage)
         if request.headers.get(MEMORY_HEADER, "off").strip().lower() != "off":  # memory asked for: the chat flow
