@@ -27,7 +27,7 @@ def test_the_readme_has_its_two_commands_and_examples() -> None:
     assert readme.command("run").endswith("gateway serve")
     assert readme.command("test").endswith("pytest")
     languages = sorted(lang for lang, _ in readme.blocks("example"))
-    assert languages == ["bash", "bash", "python", "python"]
+    assert languages == ["bash", "bash", "python", "python", "python", "python"]
 
 
 def test_ci_runs_the_readme_test_command() -> None:
@@ -55,7 +55,7 @@ def served(fake_session: Fake, tmp_path_factory: pytest.TempPathFactory) -> Iter
         process.wait(timeout=30)
 
 
-@pytest.mark.parametrize("index", [0, 1, 2, 3])
+@pytest.mark.parametrize("index", range(6))
 def test_examples_run_as_written(served: str, index: int, tmp_path: Path) -> None:
     lang, code = readme.blocks("example")[index]
     code = code.replace(DEFAULT, served)
