@@ -213,10 +213,18 @@ def as_chat(request: CreateResponse, history: list[ChatMessage], added: list[Cha
         top_p=request.top_p,
         user=request.user,
         tools=tools or None,
-        tool_choice=request.tool_choice,
+        tool_choice=_tool_choice(request.tool_choice),
         response_format=_format(request.text.format if request.text else None),
         reasoning_effort=_effort(request.reasoning),
     )
+
+
+def _tool_choice(choice: str | dict[str, Any] | None) -> str | dict[str, Any] | None:
+    """The Responses API names a forced function at the top (`{"type": "function", "name"}`); Chat Completions
+    one level down."""
+    if isinstance(choice, dict) and choice.get("type") == "function" and "name" in choice:
+        return {"type": "function", "function": {"name": choice["name"]}}
+    return choice
 
 
 def _format(fmt: TextFormat | None) -> ResponseFormat | None:
