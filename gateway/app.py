@@ -25,6 +25,7 @@ from gateway.consolidate import Consolidator
 from gateway.doors import ollama as ollama_door
 from gateway.errors import GatewayError, error_envelope
 from gateway.memory import Memory
+from gateway.metrics import Metrics
 from gateway.ollama import Ollama
 from gateway.requestid import request_id_middleware
 from gateway.routes.chat import simple_chat
@@ -46,6 +47,7 @@ _TYPES = {401: "authentication_error", 403: "permission_error", 404: "not_found_
 
 def create_app(settings: Settings, *, transport: httpx.AsyncBaseTransport | None = None) -> Litestar:
     """The gateway as an ASGI app. `transport` replaces the network to Ollama (tests pass a fake one)."""
+    metrics = Metrics()
 
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
@@ -58,13 +60,13 @@ def create_app(settings: Settings, *, transport: httpx.AsyncBaseTransport | None
         datadir.claim(data_dir)
         try:
             async with httpx.AsyncClient(timeout=timeout, limits=limits, transport=upstream) as client:
-                ollama = Ollama(client, settings.upstream.url, direct=upstream)
+                ollama = Ollama(client, settings.upstream.url, direct=upstream, metrics=metrics)
                 memory = await Memory.open(settings, ollama)
                 try:
                     await memory.start()
                     calibration = await restore_calibration(memory.journal)
                     prefill = await restore_prefill(memory.journal, settings.upstream.num_parallel)
-                    chat = Chat(ollama, memory, count, settings, calibration, prefill)
+                    chat = Chat(ollama, memory, count, settings, calibration, prefill, metrics)
                     consolidator = Consolidator(memory, ollama, count, settings)
                     app.state.update(ollama=ollama, chat=chat, memory=memory, consolidator=consolidator)
                     log.info("gateway %s in front of Ollama at %s", __version__, settings.upstream.url)
@@ -92,6 +94,7 @@ def create_app(settings: Settings, *, transport: httpx.AsyncBaseTransport | None
         ],
         lifespan=[lifespan],
         middleware=[
+            metrics.middleware,
             request_id_middleware,
             browser.json_only_middleware,
             timeouts.body_timeout(settings.limits.body_timeout_s),
@@ -105,7 +108,7 @@ def create_app(settings: Settings, *, transport: httpx.AsyncBaseTransport | None
             "memory": Provide(_from_state("memory"), sync_to_thread=False),
             "consolidator": Provide(_from_state("consolidator"), sync_to_thread=False),
         },
-        state=State({"settings": settings}),
+        state=State({"settings": settings, "metrics": metrics}),
         exception_handlers={
             GatewayError: _gateway_error,
             ValidationException: _validation_error,

@@ -21,6 +21,7 @@ from gateway.config import Settings
 from gateway.identity import Identity, identify, text_of, words_of
 from gateway.journal import Journal, Turn, TurnStatus
 from gateway.memory import Memory, Recollection
+from gateway.metrics import Metrics
 from gateway.ollama import Ollama, OllamaChatChunk
 from gateway.prefill import Prefill
 from gateway.prompt import Budget
@@ -73,6 +74,7 @@ class Chat:
         settings: Settings,
         calibration: Calibration | None = None,
         prefill: Prefill | None = None,
+        metrics: Metrics | None = None,
     ) -> None:
         self._ollama = ollama
         self.memory = memory
@@ -84,6 +86,7 @@ class Chat:
         self.calibration = calibration or Calibration()
         self.prefill = prefill or Prefill(settings.upstream.num_parallel)
         self._background: set[asyncio.Task[None]] = set()
+        self._metrics = metrics or Metrics()
         self._warned_tools: set[str] = set()
 
     def model_for(self, request: ChatCompletionRequest) -> str:
@@ -154,11 +157,14 @@ class Chat:
         """The memories for the user's words, leaving out the turns the user just left behind."""
         if who.mode == "off" or not query.strip():
             return Recollection([])
+        started = time.perf_counter()
         try:
             return await self.memory.recall(who.user, query, extra=placed, leave=left)
         except Exception as exc:  # memory failing never fails the chat
             log.exception("recall failed for user %s", who.user)
             return Recollection([], f"recall failed: {exc}")
+        finally:
+            self._metrics.recall_seconds.observe(time.perf_counter() - started)
 
     async def _core(self, who: Identity) -> ChatMessage | None:
         if who.mode == "off":
@@ -227,6 +233,7 @@ class Chat:
     def _sending(self, ready: Prepared) -> None:
         """The model is about to read this prompt: it is what its cache will hold."""
         self.prefill.record(ready.model, ready.parts)
+        self._metrics.sent(ready.budget)
 
     async def answer(
         self,
@@ -241,6 +248,7 @@ class Chat:
         ready = await self.prepare(request, headers, key_user, recall=recall, who=who)
         self._sending(ready)
         answer = await self._ollama.chat(ready.body)
+        self._metrics.first_byte.labels("false").observe(time.monotonic() - ready.started)
         text = (answer.message.content if answer.message else "") or ""
         await self.remember(ready, request, text, answer, "complete")
         return answer, ready
@@ -283,6 +291,7 @@ class Chat:
                 await then()
 
         relay = await Relay.open(self._ollama.chat_stream(ready.body), framer, finish, self.in_background)
+        self._metrics.first_byte.labels("true").observe(time.monotonic() - ready.started)
         relay.headers = ready.headers()
         return relay
 

@@ -7,6 +7,7 @@ This is the only module that sees httpx: transport failures and Ollama's error a
 
 from __future__ import annotations
 
+import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import AbstractAsyncContextManager, asynccontextmanager, contextmanager
 from typing import Any, TypeVar
@@ -16,6 +17,7 @@ import msgspec
 from msgspec import Struct
 
 from gateway.errors import (
+    GatewayError,
     InvalidRequest,
     ModelNotFound,
     UpstreamBusy,
@@ -23,6 +25,7 @@ from gateway.errors import (
     UpstreamTimeout,
     UpstreamUnavailable,
 )
+from gateway.metrics import Metrics
 
 # -- Ollama's wire types (what we read of them) -----------------------------------------------------
 
@@ -133,9 +136,16 @@ JSON = {"content-type": "application/json"}
 class Ollama:
     """A client of one Ollama server. The httpx client is made and closed by the app's lifespan."""
 
-    def __init__(self, client: httpx.AsyncClient, url: str, direct: httpx.AsyncBaseTransport | None = None) -> None:
+    def __init__(
+        self,
+        client: httpx.AsyncClient,
+        url: str,
+        direct: httpx.AsyncBaseTransport | None = None,
+        metrics: Metrics | None = None,
+    ) -> None:
         """`direct` is the client's transport, for requests read whole to skip the client's cookie, auth
         and redirect handling, which Ollama has no use for and which costs as much as the transport."""
+        self._metrics = metrics or Metrics()
         self._client = client
         self._direct = direct
         self._timeouts = {"timeout": client.timeout.as_dict()}
@@ -176,12 +186,15 @@ class Ollama:
         self, path: str, body: dict[str, Any], decode: Callable[[str], OllamaChatChunk]
     ) -> AsyncIterator[AsyncIterator[OllamaChatChunk]]:
         request = self._client.build_request("POST", self._url(path), content=_encode(body), headers=JSON)
-        with self._transport_errors():
+        with self._counted(path), self._transport_errors():
             response = await self._client.send(request, stream=True)
-        try:
             if response.status_code >= 400:
-                await response.aread()
-                _raise_for_status(response, body)
+                try:
+                    await response.aread()
+                    _raise_for_status(response, body)
+                finally:
+                    await response.aclose()
+        try:
             yield self._lines(response, decode)
         finally:
             await response.aclose()
@@ -205,7 +218,7 @@ class Ollama:
         """A request sent on to Ollama as it came; its response, open for streaming, whatever its status."""
         headers = {"content-type": content_type} if content_type else {}
         request = self._client.build_request(method, self.url + path, content=content or None, headers=headers)
-        with self._transport_errors():
+        with self._counted(path if path.count("/") == 2 else "other"), self._transport_errors():  # not a digest
             response = await self._client.send(request, stream=True)
         try:
             yield response
@@ -214,7 +227,7 @@ class Ollama:
 
     async def _request(self, method: str, path: str, body: dict[str, Any] | None = None) -> httpx.Response:
         content = _encode(body) if body is not None else None
-        with self._transport_errors():
+        with self._counted(path), self._transport_errors():
             if self._direct is None:
                 response = await self._client.request(method, self._url(path), content=content, headers=JSON)
             else:
@@ -227,13 +240,26 @@ class Ollama:
                 except BaseException:
                     await response.aclose()  # a body cut short: its connection is in an unknown state
                     raise
-        _raise_for_status(response, body)
+            _raise_for_status(response, body)
         return response
 
     def _url(self, path: str) -> httpx.URL:
         if (url := self._urls.get(path)) is None:
             url = self._urls[path] = httpx.URL(self.url + path)
         return url
+
+    @contextmanager
+    def _counted(self, endpoint: str) -> Iterator[None]:
+        """Count a call to Ollama by its outcome (`ok`, or the error it became) and time it."""
+        started, outcome = time.perf_counter(), "ok"
+        try:
+            yield
+        except GatewayError as exc:
+            outcome = type(exc).__name__
+            raise
+        finally:
+            self._metrics.upstream.labels(endpoint, outcome).inc()
+            self._metrics.upstream_seconds.labels(endpoint).observe(time.perf_counter() - started)
 
     @contextmanager
     def _transport_errors(self) -> Iterator[None]:

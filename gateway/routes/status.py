@@ -17,7 +17,8 @@ from gateway.config import Settings
 from gateway.consolidate import Consolidation, Consolidator
 from gateway.errors import GatewayError
 from gateway.identity import named_user
-from gateway.memory import MemoryStatus
+from gateway.memory import Memory, MemoryStatus
+from gateway.metrics import CONTENT_TYPE
 from gateway.ollama import Ollama, OllamaTags
 from gateway.prefill import Pace
 
@@ -65,6 +66,16 @@ class StatusController(Controller):
     @get("/health", summary="Liveness: the gateway process answers (Ollama is not asked)")
     async def health(self) -> Health:
         return Health()
+
+    @get(
+        "/metrics",
+        summary="Prometheus metrics (text format): requests, Ollama's calls, recall, prompt tokens, memory",
+        guards=[require_key],
+        media_type=CONTENT_TYPE,
+    )
+    async def prometheus(self, memory: Memory, state: State) -> bytes:
+        exposition: bytes = await state.metrics.exposition(memory)
+        return exposition
 
     @get(
         "/status",
