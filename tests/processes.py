@@ -45,9 +45,22 @@ def running(
     cwd: Path = ROOT,
 ) -> Iterator[subprocess.Popen[bytes]]:
     """Run `python -m ...args` from the repository root (or `cwd`) until the block ends (stderr to `log`)."""
+    with running_command([sys.executable, "-m", *args], ready_url, env, log, cwd) as process:
+        yield process
+
+
+@contextmanager
+def running_command(
+    argv: list[str],
+    ready_url: str,
+    env: Mapping[str, str] | None = None,
+    log: Path | None = None,
+    cwd: Path = ROOT,
+) -> Iterator[subprocess.Popen[bytes]]:
+    """Run a command until the block ends, once `ready_url` answers."""
     full_env = {**os.environ, **(env or {})}
     stderr = log.open("wb") if log else None
-    process = subprocess.Popen([sys.executable, "-m", *args], cwd=cwd, env=full_env, stderr=stderr)
+    process = subprocess.Popen(argv, cwd=cwd, env=full_env, stderr=stderr)
     try:
         wait_for(ready_url, process)
         yield process
