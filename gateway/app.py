@@ -29,7 +29,7 @@ from gateway.metrics import Metrics
 from gateway.ollama import Ollama
 from gateway.requestid import request_id_middleware
 from gateway.routes.chat import simple_chat
-from gateway.routes.docs import redoc, swagger_ui
+from gateway.routes.docs import docs_assets, redoc, swagger_ui
 from gateway.routes.memory import MemoryController
 from gateway.routes.ollama import OllamaController
 from gateway.routes.ollama import running as ollama_root
@@ -91,6 +91,7 @@ def create_app(settings: Settings, *, transport: httpx.AsyncBaseTransport | None
             StatusController,
             swagger_ui,
             redoc,
+            docs_assets,
         ],
         lifespan=[lifespan],
         middleware=[

@@ -46,6 +46,7 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 BUCKETS = 16  # shards of a new index: more make each search cheaper, but each costs ~50 MB (WAL, buffers)
 PAYLOADS_KEPT = 50_000  # payloads kept as Python objects: each recall reads many of the last one's again
+PAYLOAD_CHARS = 2_000  # ... of memories this short: 50,000 notes of 64,000 characters would be 3 GB
 EXACT = qe.SearchParams(exact=True)
 
 
@@ -171,11 +172,13 @@ class EdgeIndex:
         kept = self._payloads
         missing: list[int | UUID | str] = [i for i in ids if i not in kept]
         shard = self._shards.get(self._bucket(user))
+        fetched: dict[int, Stored] = {}
         if missing and shard is not None:
             with _engine_errors("reading points"):
                 records = shard.retrieve(missing, with_payload=True, with_vector=False)
-            kept.update((stored.id, stored) for stored in (Stored.of(r.id, r.payload) for r in records))
-        found = [kept[i] for i in ids if i in kept]
+            fetched = {stored.id: stored for stored in (Stored.of(r.id, r.payload) for r in records)}
+            kept.update((id, stored) for id, stored in fetched.items() if len(stored.text) <= PAYLOAD_CHARS)
+        found = [stored for i in ids if (stored := kept.get(i) or fetched.get(i))]
         for old in list(itertools.islice(kept, max(0, len(kept) - PAYLOADS_KEPT))):
             del kept[old]
         return found
