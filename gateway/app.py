@@ -30,12 +30,14 @@ from gateway.ollama import Ollama
 from gateway.requestid import request_id_middleware
 from gateway.routes.chat import simple_chat
 from gateway.routes.docs import docs_assets, redoc, swagger_ui
+from gateway.routes.listing import ListingController
 from gateway.routes.memory import MemoryController
 from gateway.routes.ollama import OllamaController
 from gateway.routes.ollama import running as ollama_root
 from gateway.routes.openai import OpenAIController
 from gateway.routes.responses import ResponsesController
 from gateway.routes.status import StatusController
+from gateway.routes.ui import console
 from gateway.tokens import load_counter
 from gateway.transport import transport_for
 
@@ -87,6 +89,8 @@ def create_app(settings: Settings, *, transport: httpx.AsyncBaseTransport | None
             OllamaController,
             ollama_root,
             MemoryController,
+            ListingController,
+            console,
             simple_chat,
             StatusController,
             swagger_ui,

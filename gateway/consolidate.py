@@ -12,7 +12,7 @@ import asyncio
 import json
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Literal
 
 import msgspec
@@ -64,6 +64,7 @@ class Consolidator:
         self._model = settings.model
         self._keep_alive = settings.upstream.keep_alive
         self.runs: dict[str, Consolidation] = {}
+        self._proposing = asyncio.Lock()  # a user's proposals are read, changed and written back
         self._tasks: set[asyncio.Task[Consolidation]] = set()
 
     def start(self, user: str) -> Consolidation:
@@ -104,7 +105,25 @@ class Consolidator:
         return run
 
     async def proposals(self, user: str) -> list[str]:
-        stored = await self._memory.journal.get(f"core_proposals:{user}")
+        return await self._list(f"core_proposals:{user}")
+
+    async def settle(self, user: str, fact: str, accept: Callable[[], Awaitable[None]] | None = None) -> bool:
+        """Take a proposed fact off the list, dismissed or, after `accept` (which puts it into a block, and
+        when that fails leaves it proposed), accepted: a later run does not propose it again. False when it
+        was not proposed (or settled meanwhile: a second click accepts nothing twice)."""
+        async with self._proposing:
+            known = await self.proposals(user)
+            if fact not in known:
+                return False
+            if accept:
+                await accept()
+            await self._memory.journal.put(f"core_proposals:{user}", json.dumps([f for f in known if f != fact]))
+            settled = await self._list(f"core_settled:{user}")
+            await self._memory.journal.put(f"core_settled:{user}", json.dumps([*settled, fact]))
+            return True
+
+    async def _list(self, key: str) -> list[str]:
+        stored = await self._memory.journal.get(key)
         return list(json.loads(stored)) if stored else []
 
     async def pending(self, user: str) -> list[tuple[str, list[StoredMessage]]]:
@@ -158,10 +177,12 @@ class Consolidator:
         return "\n".join(reversed(lines))
 
     async def _propose(self, user: str, facts: list[str]) -> None:
-        known = await self.proposals(user)
-        merged = list(dict.fromkeys([*known, *facts]))
-        if merged != known:
-            await self._memory.journal.put(f"core_proposals:{user}", json.dumps(merged))
+        async with self._proposing:
+            known = await self.proposals(user)
+            settled = set(await self._list(f"core_settled:{user}"))
+            merged = list(dict.fromkeys([*known, *(f for f in facts if f not in settled)]))
+            if merged != known:
+                await self._memory.journal.put(f"core_proposals:{user}", json.dumps(merged))
 
 
 def _day(epoch: float) -> str:

@@ -95,6 +95,14 @@ def _turn_row(t: Turn, now: float) -> tuple[str, str, float, str, str, int, int,
     )
 
 
+class UserTally(NamedTuple):
+    user: str
+    memories: int  # messages and notes
+    conversations: int
+    blocks: int  # core memory blocks
+    last: float  # when a memory was made or a block written, the latest
+
+
 class CoreBlock(Struct):
     label: str
     value: str
@@ -337,12 +345,16 @@ class Journal:
             await self._db.execute("DELETE FROM messages WHERE id = ?", (id,))
 
     async def forget(self, user: str) -> int:
-        """Delete everything of a user: turns, messages (and their outbox rows), core memory; returns messages."""
+        """Delete everything of a user: turns, messages (and their outbox rows), core memory, proposed facts;
+        returns how many messages."""
         async with self._write(forgetting_core_of=user):
             cursor = await self._db.execute("DELETE FROM messages WHERE user = ?", (user,))
             await self._db.execute("DELETE FROM turns WHERE user = ?", (user,))
             await self._db.execute("DELETE FROM core WHERE user = ?", (user,))
             await self._db.execute("DELETE FROM responses WHERE user = ?", (user,))
+            # the facts consolidation proposed about the user, and those the user settled (consolidate.py's keys)
+            proposals = (f"core_proposals:{user}", f"core_settled:{user}")
+            await self._db.execute("DELETE FROM meta WHERE key IN (?, ?)", proposals)
             return cursor.rowcount
 
     async def forget_conversation(self, user: str, conversation: str) -> list[int]:
@@ -365,6 +377,30 @@ class Journal:
                 f"SELECT {_MESSAGE} FROM messages m WHERE user = ? AND NOT replaced ORDER BY id", (user,)
             )
         return [StoredMessage(*row) for row in rows]
+
+    async def page(self, user: str, *, before: int, limit: int, notes: bool | None = None) -> list[StoredMessage]:
+        """A user's messages and notes (`notes`: only notes, or only messages) newest first, from just before
+        the id `before`: a walk down the index `messages_by_user` that never reads what it does not show."""
+        kind = "" if notes is None else " AND kind = 'note'" if notes else " AND kind != 'note'"
+        async with self._lock:
+            rows = await self._db.execute_fetchall(
+                f"SELECT {_MESSAGE} FROM messages m WHERE user = ? AND id < ? AND NOT replaced{kind}"
+                " ORDER BY id DESC LIMIT ?",
+                (user, before, limit),
+            )
+        return [StoredMessage(*row) for row in rows]
+
+    async def tally(self) -> list[UserTally]:
+        """Every user with a memory or a core block: how many of each, and when they last changed."""
+        async with self._lock:
+            rows = await self._db.execute_fetchall(
+                "SELECT user, sum(memories), sum(conversations), sum(blocks), max(last) FROM ("
+                " SELECT user, count(*) AS memories, count(DISTINCT nullif(conversation, '')) AS conversations,"
+                " 0 AS blocks, max(created_at) AS last FROM messages WHERE NOT replaced GROUP BY user"
+                " UNION ALL SELECT user, 0, 0, count(*), max(updated_at) FROM core GROUP BY user"
+                ") GROUP BY user ORDER BY user"
+            )
+        return [UserTally(*row) for row in rows]
 
     async def users(self) -> list[str]:
         async with self._lock:

@@ -9,6 +9,8 @@ import pytest
 
 from tests import processes
 
+pytest_plugins = ["tests.browser"]  # `browser`: Debian's chromium through Playwright, for the pages' tests
+
 # Machines without internet keep tiktoken's encodings beside the repository (CI sets this too).
 _SHARED_TIKTOKEN = processes.ROOT.parent / "shared" / "tiktoken"
 if _SHARED_TIKTOKEN.is_dir():

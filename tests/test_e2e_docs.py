@@ -4,25 +4,15 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 from urllib.parse import urljoin, urlsplit
 
 import httpx
 import pytest
-from playwright.sync_api import Browser, Page, Route, sync_playwright
+from playwright.sync_api import Browser, Page, Route
 
-CHROMIUM = "/usr/bin/chromium"  # Playwright cannot download its own browsers here; .ci/run installs this one
+from tests.browser import needs_chromium
+
 _REFERENCE = re.compile(r"""(?:src|href)\s*=\s*['"]([^'"]+)['"]""")
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    with sync_playwright() as playwright:
-        launched = playwright.chromium.launch(executable_path=CHROMIUM)
-        try:
-            yield launched
-        finally:
-            launched.close()
 
 
 @pytest.mark.parametrize("page", ["/docs", "/redoc"])
@@ -59,6 +49,7 @@ def visit(browser: Browser, url: str) -> tuple[Page, list[str]]:
     return page, outside
 
 
+@needs_chromium
 def test_swagger_ui_renders_offline(browser: Browser, gateway_url: str) -> None:
     page, outside = visit(browser, gateway_url + "/docs")
     try:
@@ -69,6 +60,7 @@ def test_swagger_ui_renders_offline(browser: Browser, gateway_url: str) -> None:
         page.close()
 
 
+@needs_chromium
 def test_redoc_renders_offline(browser: Browser, gateway_url: str) -> None:
     page, outside = visit(browser, gateway_url + "/redoc")
     try:

@@ -311,6 +311,10 @@ def test_docs_and_schema_cover_every_route(gateway_url: str) -> None:
         "/memory/export",
         "/memory/context",
         "/memory/consolidate",
+        "/memory/list",
+        "/memory/users",
+        "/memory/core/proposed/accept",
+        "/memory/core/proposed/dismiss",
         "/chat",
         "/v1/completions",
         "/v1/responses",
@@ -322,7 +326,16 @@ def test_docs_and_schema_cover_every_route(gateway_url: str) -> None:
     assert {"200", "400", "401", "403"} <= set(search["responses"])
     for path, operations in schema["paths"].items():
         for method, operation in operations.items():  # every route with input shows how it is called
-            no_input = ("/v1/models", "/health", "/status", "/metrics", "/api/tags", "/api/ps", "/api/version")
+            no_input = (
+                "/v1/models",
+                "/health",
+                "/status",
+                "/metrics",
+                "/api/tags",
+                "/api/ps",
+                "/api/version",
+                "/memory/users",
+            )
             if path in no_input or path.removeprefix("/api/") in MANAGED:
                 continue  # no input; or Ollama's model management, relayed as it came (Ollama's docs)
             body = operation.get("requestBody", {}).get("content", {}).get("application/json", {})

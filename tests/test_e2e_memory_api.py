@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -274,3 +275,145 @@ def test_status_counts_memories_by_kind(api: httpx.Client) -> None:
     assert memory["journal_bytes"] > 0
     assert memory["journal"]["outbox"] == 0
     assert memory["engine"] == "embedded (qdrant-edge)"
+
+
+def test_list_pages_through_a_users_memories_newest_first(api: httpx.Client) -> None:
+    notes = [{"content": f"list note {i}", "created_at": "2024-01-01T00:00:00Z"} for i in range(5)]
+    trip = {
+        "id": "trip",
+        "messages": [{"role": "user", "content": "Oslo in June", "created_at": "2024-05-01T09:30:00Z"}],
+    }
+    api.post("/memory/import", json={"user_id": "lou", "conversations": [trip], "notes": notes})
+    first = api.get("/memory/list", params={"user_id": "lou", "limit": 4}).json()
+    assert first["user_id"] == "lou"
+    assert [m["content"] for m in first["memories"]] == [f"list note {i}" for i in (4, 3, 2, 1)]
+    assert first["memories"][0]["memory_type"] == "archival"
+    assert first["memories"][0]["conversation_id"] is None
+    assert first["next_before"] == first["memories"][-1]["id"]
+    second = api.get("/memory/list", params={"user_id": "lou", "limit": 4, "before": first["next_before"]}).json()
+    assert [m["content"] for m in second["memories"]] == ["list note 0", "Oslo in June"]
+    assert second["next_before"] is None
+    [oslo] = api.get("/memory/list", params={"user_id": "lou", "memory_type": "recall"}).json()["memories"]
+    assert {k: oslo[k] for k in ("content", "role", "memory_type", "conversation_id", "created_at")} == {
+        "content": "Oslo in June",
+        "role": "user",
+        "memory_type": "recall",
+        "conversation_id": "trip",
+        "created_at": "2024-05-01T09:30:00Z",
+    }
+    assert len(api.get("/memory/list", params={"user_id": "lou", "memory_type": "archival"}).json()["memories"]) == 5
+    assert api.get("/memory/list", params={"user_id": "nobody"}).json() == {
+        "user_id": "nobody",
+        "memories": [],
+        "next_before": None,
+    }
+    assert api.get("/memory/list", params={"user_id": "lou", "limit": 0}).status_code == 400
+    assert api.get("/memory/list", params={"user_id": "lou", "memory_type": "core"}).status_code == 400
+
+
+def test_list_is_a_users_own_with_a_users_key(api: httpx.Client) -> None:
+    bob = {"Authorization": "Bearer sk-bob"}
+    api.post("/memory/add", json={"content": "Bob's bike is green"}, headers=bob)
+    mine = api.get("/memory/list", headers=bob).json()
+    assert mine["user_id"] == "bob"
+    assert "Bob's bike is green" in [m["content"] for m in mine["memories"]]
+    assert api.get("/memory/list", params={"user_id": "ann"}, headers=bob).status_code == 403
+    assert api.get("/memory/list", headers={"Authorization": "Bearer nope"}).status_code == 401
+
+
+def test_users_lists_everyone_with_counts_for_an_admin_only(api: httpx.Client) -> None:
+    conversations = [
+        {"id": "a", "messages": [{"role": "user", "content": "one"}, {"role": "assistant", "content": "two"}]},
+        {"id": "b", "messages": [{"role": "user", "content": "three"}]},
+    ]
+    api.post("/memory/import", json={"user_id": "una", "conversations": conversations})
+    api.post("/memory/add", json={"content": "a note of una's", "user_id": "una"})
+    api.put("/memory/core/human", json={"value": "Name: Una.", "user_id": "una"})
+    api.put("/memory/core/human", json={"value": "Name: Core-only.", "user_id": "core-only"})
+    users = {u["user_id"]: u for u in api.get("/memory/users").json()["users"]}
+    una = users["una"]
+    assert (una["memories"], una["conversations"], una["core_blocks"]) == (4, 2, 1)
+    assert una["last_at"].endswith("Z")
+    assert (users["core-only"]["memories"], users["core-only"]["core_blocks"]) == (0, 1)
+    refused = api.get("/memory/users", headers={"Authorization": "Bearer sk-ann"})
+    assert refused.status_code == 403
+    assert refused.json()["error"]["code"] == "permission_denied"
+    assert api.get("/memory/users", headers={"Authorization": ""}).status_code == 401
+
+
+def proposed_for(api: httpx.Client, user: str, *lines: str) -> list[str]:
+    """Import an old conversation and consolidate it: the fake model proposes each line that says "my"."""
+    messages = [{"role": "user", "content": line, "created_at": "2024-04-02T10:00:00Z"} for line in lines]
+    api.post("/memory/import", json={"user_id": user, "conversations": [{"id": "old", "messages": messages}]})
+    assert api.post("/memory/consolidate", json={"user_id": user}).status_code == 202
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        runs = {r["user"]: r for r in api.get("/status").json()["consolidation"]}
+        if runs.get(user, {}).get("state") == "done":
+            proposed: list[str] = api.get("/memory/core", params={"user_id": user}).json()["proposed"]
+            return proposed
+        time.sleep(0.05)
+    raise AssertionError("consolidation did not finish")
+
+
+def twice(api: httpx.Client, path: str, body: dict[str, Any]) -> list[httpx.Response]:
+    """The same POST sent twice at once."""
+
+    async def send() -> list[httpx.Response]:
+        async with httpx.AsyncClient(base_url=str(api.base_url), headers=api.headers, timeout=30) as client:
+            return list(await asyncio.gather(client.post(path, json=body), client.post(path, json=body)))
+
+    return asyncio.run(send())
+
+
+def test_a_proposed_fact_is_accepted_into_a_block_or_dismissed(api: httpx.Client) -> None:
+    facts = ["my dog is Rex", "my town is Ghent", "my job is baking"]
+    assert proposed_for(api, "pam", *facts) == facts
+    api.put("/memory/core/human", json={"value": "Name: Pam.", "user_id": "pam"})
+
+    rex = {"fact": "my dog is Rex", "user_id": "pam"}
+    both = twice(api, "/memory/core/proposed/accept", rex)  # a double click
+    assert sorted(r.status_code for r in both) == [200, 404]
+    [accepted] = [r for r in both if r.status_code == 200]
+    core = accepted.json()
+    assert core["proposed"] == ["my town is Ghent", "my job is baking"]
+    assert [(b["label"], b["value"]) for b in core["blocks"]] == [("human", "Name: Pam.\nmy dog is Rex")]
+    into = {"fact": "my job is baking", "label": "work", "user_id": "pam"}
+    work = api.post("/memory/core/proposed/accept", json=into).json()
+    assert {b["label"]: b["value"] for b in work["blocks"]}["work"] == "my job is baking"
+
+    dismissed = api.post("/memory/core/proposed/dismiss", json={"fact": "my town is Ghent", "user_id": "pam"})
+    assert dismissed.status_code == 200
+    assert dismissed.json()["proposed"] == []
+    again = api.post("/memory/core/proposed/dismiss", json={"fact": "my town is Ghent", "user_id": "pam"})
+    assert again.status_code == 404
+    assert again.json()["error"]["param"] == "fact"
+
+    grown = {"id": "old", "messages": [{"role": "user", "content": "later", "created_at": "2024-05-02T10:00:00Z"}]}
+    api.post("/memory/import", json={"user_id": "pam", "conversations": [grown]})
+    assert proposed_for(api, "pam") == []  # the conversation is summarised again; what was settled stays settled
+
+
+def test_a_fact_over_its_blocks_limit_stays_proposed(api: httpx.Client) -> None:
+    [fact] = proposed_for(api, "quin", "my favourite poem is " + "very long " * 40)
+    api.put("/memory/core/human", json={"value": "Name: Quin.", "limit": 10, "user_id": "quin"})
+    over = api.post("/memory/core/proposed/accept", json={"fact": fact, "user_id": "quin"})
+    assert over.status_code == 400
+    assert "over its limit" in over.json()["error"]["message"]
+    assert api.get("/memory/core", params={"user_id": "quin"}).json()["proposed"] == [fact]
+    bad_label = api.post("/memory/core/proposed/accept", json={"fact": fact, "label": "no spaces", "user_id": "quin"})
+    assert bad_label.status_code == 400
+    unknown = api.post("/memory/core/proposed/accept", json={"fact": "never proposed", "user_id": "quin"})
+    assert unknown.status_code == 404
+
+
+def test_proposals_are_a_users_own_and_forgotten_with_the_user(api: httpx.Client) -> None:
+    assert proposed_for(api, "rue", "my car is a red van") == ["my car is a red van"]
+    bob = {"Authorization": "Bearer sk-bob"}
+    body = {"fact": "my car is a red van", "user_id": "rue"}
+    assert api.post("/memory/core/proposed/dismiss", json=body, headers=bob).status_code == 403
+    assert api.post("/memory/core/proposed/accept", json=body, headers=bob).status_code == 403
+    assert api.post("/memory/core/proposed/dismiss", json={"fact": body["fact"]}, headers=bob).status_code == 404
+    assert api.get("/memory/core", params={"user_id": "rue"}).json()["proposed"] == ["my car is a red van"]
+    api.delete("/memory/users/rue")
+    assert api.get("/memory/core", params={"user_id": "rue"}).json()["proposed"] == []

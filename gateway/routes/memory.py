@@ -96,6 +96,12 @@ class CoreMemory(Struct, kw_only=True):
     proposed: list[str]  # facts consolidation found, for a client (or the user) to put into a block
 
 
+class ProposalBody(Struct, kw_only=True):
+    fact: Annotated[str, Meta(min_length=1, max_length=MEMORY_CHARS)]  # as `GET /memory/core` proposed it
+    label: Annotated[str, Meta(pattern=LABEL_PATTERN)] = CORE_LABEL  # the block an accepted fact goes into
+    user_id: Id | None = None
+
+
 class ConsolidateRequest(Struct, kw_only=True):
     user_id: Id | None = None
 
@@ -131,11 +137,7 @@ class MemoryController(Controller):
     ) -> Added:
         user = _user(request, settings, data.user_id)
         if data.memory_type == "core":
-            blocks = {b.label: b for b in await memory.journal.core(user)}
-            old = blocks.get(CORE_LABEL)
-            value = f"{old.value}\n{data.content}" if old else data.content
-            block = _checked(CORE_LABEL, value, old.max_tokens if old else CORE_BLOCK_TOKENS, chat.count)
-            await memory.journal.put_core(user, block)
+            await _append(memory, user, CORE_LABEL, data.content, chat.count)
             return Added(id=None, memory_type="core", user_id=user, label=CORE_LABEL)
         kind = "note" if data.memory_type == "archival" else "message"
         id = await memory.note(user, data.content, kind=kind)
@@ -222,9 +224,51 @@ class MemoryController(Controller):
         chat: Chat,
         user_id: Annotated[str | None, Parameter(query="user_id", examples=[Example(value="ann")])] = None,
     ) -> CoreMemory:
-        user = _user(request, settings, user_id)
-        blocks = [block_out(b, chat.count) for b in await memory.journal.core(user)]
-        return CoreMemory(user_id=user, blocks=blocks, proposed=await consolidator.proposals(user))
+        return await _core_memory(_user(request, settings, user_id), memory, consolidator, chat.count)
+
+    @post(
+        "/core/proposed/accept",
+        status_code=200,
+        summary="Accept a fact consolidation proposed: append it to a core block (`human` by default)",
+        responses=error_responses(400, 401, 403, 404),
+    )
+    async def accept(
+        self,
+        data: Annotated[ProposalBody, example({"fact": "Ann's sister is Maud", "label": "human", "user_id": "ann"})],
+        consolidator: Consolidator,
+        memory: Memory,
+        settings: Settings,
+        request: Request[Any, Any, Any],
+        chat: Chat,
+    ) -> CoreMemory:
+        user = _user(request, settings, data.user_id)
+
+        async def accept() -> None:  # over the block's limit: a 400, and the fact stays proposed
+            await _append(memory, user, data.label, data.fact, chat.count)
+
+        if not await consolidator.settle(user, data.fact, accept):
+            raise NotFound(f"no proposed fact {data.fact!r} for user {user!r}", param="fact")
+        return await _core_memory(user, memory, consolidator, chat.count)
+
+    @post(
+        "/core/proposed/dismiss",
+        status_code=200,
+        summary="Dismiss a fact consolidation proposed (it is not proposed again)",
+        responses=error_responses(400, 401, 403, 404),
+    )
+    async def dismiss(
+        self,
+        data: Annotated[ProposalBody, example({"fact": "Ann's sister is Maud", "user_id": "ann"})],
+        consolidator: Consolidator,
+        memory: Memory,
+        settings: Settings,
+        request: Request[Any, Any, Any],
+        chat: Chat,
+    ) -> CoreMemory:
+        user = _user(request, settings, data.user_id)
+        if not await consolidator.settle(user, data.fact):
+            raise NotFound(f"no proposed fact {data.fact!r} for user {user!r}", param="fact")
+        return await _core_memory(user, memory, consolidator, chat.count)
 
     @post(
         "/consolidate",
@@ -358,6 +402,18 @@ def _checked(label: str, value: str, limit: int, count: Count) -> CoreBlock:
     if size > limit:
         raise InvalidRequest(f"core block {label!r} would be {size} tokens, over its limit of {limit}", param="value")
     return CoreBlock(label=label, value=value, max_tokens=limit, updated_at=time.time())
+
+
+async def _core_memory(user: str, memory: Memory, consolidator: Consolidator, count: Count) -> CoreMemory:
+    blocks = [block_out(b, count) for b in await memory.journal.core(user)]
+    return CoreMemory(user_id=user, blocks=blocks, proposed=await consolidator.proposals(user))
+
+
+async def _append(memory: Memory, user: str, label: str, text: str, count: Count) -> None:
+    """Add a line to a core block (made if it is missing), within its token limit."""
+    old = {b.label: b for b in await memory.journal.core(user)}.get(label)
+    value = f"{old.value}\n{text}" if old else text
+    await memory.journal.put_core(user, _checked(label, value, old.max_tokens if old else CORE_BLOCK_TOKENS, count))
 
 
 def _label(label: str) -> str:
