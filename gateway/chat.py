@@ -19,13 +19,14 @@ from msgspec import Struct
 from gateway import branch, prefill, prompt, tokens, translate, worker
 from gateway.config import Settings
 from gateway.identity import Identity, identify, text_of, words_of
-from gateway.journal import Journal, Turn, TurnStatus
+from gateway.journal import Journal
 from gateway.memory import Memory, Recollection
 from gateway.metrics import Metrics
 from gateway.ollama import Ollama, OllamaChatChunk
 from gateway.prefill import Prefill
 from gateway.prompt import Budget
 from gateway.protocol import ChatCompletion, ChatCompletionRequest, ChatMessage
+from gateway.records import Turn, TurnStatus
 from gateway.relay import ChatCompletionFramer, Framer, Relay
 from gateway.tokens import Calibration, Count
 

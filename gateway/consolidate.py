@@ -20,9 +20,9 @@ from msgspec import Struct
 
 from gateway.config import Settings
 from gateway.errors import GatewayError
-from gateway.journal import StoredMessage
 from gateway.memory import Memory
 from gateway.ollama import Ollama
+from gateway.records import StoredMessage
 from gateway.tokens import Count
 
 log = logging.getLogger(__name__)

@@ -14,62 +14,13 @@ import time
 from collections import Counter
 from collections.abc import AsyncIterator, Collection, Sequence
 from pathlib import Path
-from typing import Literal, NamedTuple
 
 import aiosqlite
-from msgspec import Struct
 
 from gateway.branch import Earlier
+from gateway.records import CoreBlock, StoredMessage, Turn, UserTally
 from gateway.schema import migrate
-
-TurnStatus = Literal["complete", "partial"]
-
-
-class StoredResponse(NamedTuple):
-    """A Responses API response as stored: what it added to its conversation, and itself (both JSON)."""
-
-    id: str
-    user: str
-    conversation: str
-    previous: str | None
-    created_at: float
-    messages: str  # the chat messages its input and output added, in order
-    body: str  # the response object the client got
-
-
-class Turn(Struct, kw_only=True):
-    """One exchange to remember: the new user message and the answer it got."""
-
-    user: str
-    conversation: str
-    model: str
-    question: str
-    answer: str
-    status: TurnStatus = "complete"
-    prompt_tokens: int = 0
-    completion_tokens: int = 0
-    latency_ms: int = 0
-    injected: list[int] = []
-    created_at: float = 0.0
-    name: str = ""  # the asker's name, if the client gave one
-    memories: str = ""  # the memory block sent at the head of the question (the question is kept without it)
-    cut: int = 0  # conversation messages the prompt left out
-    bare: int = 0  # conversation messages before which the prompt placed no earlier memory block
-    replaces: list[int] = []  # turns of the conversation this one leaves behind (regenerated, edited away)
-    revives: list[int] = []  # turns left behind before that are on the user's branch again
-
-
-class StoredMessage(Struct):
-    id: int
-    user: str
-    conversation: str
-    role: str
-    kind: str
-    text: str
-    created_at: float
-    name: str = ""
-    replaced: bool = False  # a turn the user left: out of the index and of recall
-
+from gateway.stored_responses import StoredResponses
 
 CORES_KEPT = 10_000  # users whose core memory is cached
 ROWS_PER_STATEMENT = 1_000  # SQLite takes at most 32,766 parameters a statement
@@ -95,21 +46,6 @@ def _turn_row(t: Turn, now: float) -> tuple[str, str, float, str, str, int, int,
     )
 
 
-class UserTally(NamedTuple):
-    user: str
-    memories: int  # messages and notes
-    conversations: int
-    blocks: int  # core memory blocks
-    last: float  # when a memory was made or a block written, the latest
-
-
-class CoreBlock(Struct):
-    label: str
-    value: str
-    max_tokens: int
-    updated_at: float
-
-
 class Journal:
     def __init__(self, db: aiosqlite.Connection, path: Path) -> None:
         self._db = db
@@ -119,6 +55,7 @@ class Journal:
         self._lock = asyncio.Lock()
         self._cores: dict[str, list[CoreBlock]] = {}  # core memory goes into every prompt; only we write it
         self._turns: list[tuple[Turn, asyncio.Future[list[int]]]] = []  # waiting to be recorded
+        self.responses = StoredResponses(self)
 
     @contextlib.asynccontextmanager
     async def _write(self, *, forgetting_core_of: str | None = None) -> AsyncIterator[None]:
@@ -133,6 +70,18 @@ class Journal:
             finally:
                 if forgetting_core_of is not None:
                     self._cores.pop(forgetting_core_of, None)
+
+    @contextlib.asynccontextmanager
+    async def reading(self) -> AsyncIterator[aiosqlite.Connection]:
+        """The connection, alone: no other coroutine's statements in between."""
+        async with self._lock:
+            yield self._db
+
+    @contextlib.asynccontextmanager
+    async def writing(self) -> AsyncIterator[aiosqlite.Connection]:
+        """The connection, in one transaction of its own."""
+        async with self._write():
+            yield self._db
 
     @contextlib.asynccontextmanager
     async def _transaction(self) -> AsyncIterator[None]:
@@ -535,50 +484,6 @@ class Journal:
     async def put(self, key: str, value: str) -> None:
         async with self._write():
             await self._db.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", (key, value))
-
-    async def put_response(self, stored: StoredResponse) -> None:
-        async with self._write():
-            await self._db.execute(
-                "INSERT OR REPLACE INTO responses (id, user, conversation, previous, created_at, messages, body)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?)",
-                (
-                    stored.id,
-                    stored.user,
-                    stored.conversation,
-                    stored.previous,
-                    stored.created_at,
-                    stored.messages,
-                    stored.body,
-                ),
-            )
-
-    async def response(self, user: str, id: str) -> StoredResponse | None:
-        async with self._lock:
-            rows = await self._db.execute_fetchall(
-                "SELECT id, user, conversation, previous, created_at, messages, body FROM responses"
-                " WHERE user = ? AND id = ?",
-                (user, id),
-            )
-        return next((StoredResponse(*row) for row in rows), None)
-
-    async def response_chain(self, user: str, id: str, limit: int) -> list[StoredResponse]:
-        """The stored response `id` and those before it (`previous`), oldest first, at most `limit` of them."""
-        async with self._lock:
-            rows = await self._db.execute_fetchall(
-                "WITH RECURSIVE chain(id, previous, depth) AS ("
-                " SELECT id, previous, 0 FROM responses WHERE user = ? AND id = ?"
-                " UNION ALL SELECT r.id, r.previous, c.depth + 1 FROM responses r JOIN chain c ON r.id = c.previous"
-                " WHERE r.user = ? AND c.depth + 1 < ?)"
-                " SELECT r.id, r.user, r.conversation, r.previous, r.created_at, r.messages, r.body"
-                " FROM chain JOIN responses r ON r.id = chain.id ORDER BY chain.depth DESC",
-                (user, id, user, limit),
-            )
-        return [StoredResponse(*row) for row in rows]
-
-    async def delete_response(self, user: str, id: str) -> bool:
-        async with self._write():
-            cursor = await self._db.execute("DELETE FROM responses WHERE user = ? AND id = ?", (user, id))
-            return cursor.rowcount > 0
 
     async def counts(self) -> dict[str, int]:
         async with self._lock:

@@ -22,10 +22,11 @@ from gateway import lexical, worker
 from gateway.config import Settings
 from gateway.errors import GatewayError, IndexMismatch
 from gateway.index import Entry, Index, Stored, open_index
-from gateway.journal import CoreBlock, Journal, StoredMessage, Turn
+from gateway.journal import Journal
 from gateway.ollama import Ollama
 from gateway.prompt import Recalled
 from gateway.recall import fuse
+from gateway.records import CoreBlock, StoredMessage, Turn
 
 log = logging.getLogger(__name__)
 

@@ -11,8 +11,8 @@ from typing import Any
 
 from gateway import worker
 from gateway.errors import ContextLengthExceeded
-from gateway.journal import TurnStatus
 from gateway.ollama import Ollama, OllamaChatChunk
+from gateway.records import TurnStatus
 from gateway.relay import Framer, Relay
 from gateway.tokens import LONGEST_TOKEN, Count
 

@@ -14,9 +14,9 @@ from typing import Any, Protocol
 
 from gateway import translate
 from gateway.errors import GatewayError, UpstreamError, error_envelope
-from gateway.journal import TurnStatus
 from gateway.ollama import OllamaChatChunk
 from gateway.protocol import chunk_encoder
+from gateway.records import TurnStatus
 
 log = logging.getLogger(__name__)
 

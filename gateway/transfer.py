@@ -17,8 +17,8 @@ from msgspec import Meta, Struct
 
 from gateway.errors import InvalidRequest
 from gateway.identity import Id
-from gateway.journal import CoreBlock, StoredMessage
 from gateway.memory import Memory
+from gateway.records import CoreBlock, StoredMessage
 from gateway.tokens import Count
 
 MEMORY_CHARS = 64_000  # the longest memory kept: twice what an 8K window holds, and milliseconds to index

@@ -11,7 +11,8 @@ import pytest
 
 from gateway import journal as journal_module
 from gateway.chat import CALIBRATION_KEY, restore_calibration
-from gateway.journal import CoreBlock, Journal, Turn
+from gateway.journal import Journal
+from gateway.records import CoreBlock, Turn
 from gateway.schema import MIGRATIONS
 
 

@@ -12,9 +12,9 @@ import pytest
 import respx
 
 from gateway.config import Settings, load
-from gateway.journal import Turn
 from gateway.memory import Memory
 from gateway.ollama import Ollama
+from gateway.records import Turn
 from tests.fake_ollama import _vector
 
 URL = "http://ollama.test:11434"

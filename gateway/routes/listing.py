@@ -12,8 +12,8 @@ from msgspec import Struct
 
 from gateway.auth import require_admin, require_key, user_for
 from gateway.config import Settings
-from gateway.journal import StoredMessage
 from gateway.memory import Memory
+from gateway.records import StoredMessage
 from gateway.routes.docs import error_responses
 from gateway.transfer import timestamp
 

@@ -19,10 +19,10 @@ from gateway.config import Settings
 from gateway.consolidate import Consolidation, Consolidator
 from gateway.errors import InvalidRequest, NotFound
 from gateway.identity import Id, valid_id
-from gateway.journal import CoreBlock
 from gateway.memory import Memory
 from gateway.prompt import Budget, Recalled
 from gateway.protocol import ChatCompletionRequest, ChatMessage
+from gateway.records import CoreBlock
 from gateway.routes.docs import error_responses, example
 from gateway.tokens import Count
 from gateway.transfer import (

@@ -21,8 +21,8 @@ from gateway.doors.response_events import ResponsesFramer
 from gateway.doors.responses import CreateResponse
 from gateway.errors import NotFound
 from gateway.identity import named_user, valid_id
-from gateway.journal import StoredResponse
 from gateway.protocol import ChatMessage
+from gateway.records import StoredResponse
 from gateway.routes.docs import error_responses, example
 from gateway.routes.stream import streamed
 
@@ -70,7 +70,7 @@ class ResponsesController(Controller):
                     responses.encode_messages(kept),
                     json.dumps(response),
                 )
-                await chat.memory.journal.put_response(stored)
+                await chat.memory.journal.responses.put(stored)
 
         if data.stream:
             framer = ResponsesFramer(shell)
@@ -88,7 +88,7 @@ class ResponsesController(Controller):
     async def retrieve(
         self, response_id: ResponseId, chat: Chat, settings: Settings, request: Request[Any, Any, Any]
     ) -> dict[str, Any]:
-        stored = await chat.memory.journal.response(_user(request, settings), response_id)
+        stored = await chat.memory.journal.responses.get(_user(request, settings), response_id)
         if stored is None:
             raise NotFound(f"No response {response_id!r} is stored for this user.", param="response_id")
         body: dict[str, Any] = json.loads(stored.body)
@@ -100,7 +100,7 @@ class ResponsesController(Controller):
     async def remove(
         self, response_id: ResponseId, chat: Chat, settings: Settings, request: Request[Any, Any, Any]
     ) -> dict[str, Any]:
-        if not await chat.memory.journal.delete_response(_user(request, settings), response_id):
+        if not await chat.memory.journal.responses.delete(_user(request, settings), response_id):
             raise NotFound(f"No response {response_id!r} is stored for this user.", param="response_id")
         return {"id": response_id, "object": "response", "deleted": True}
 
@@ -112,7 +112,7 @@ async def _before(
     if not data.previous_response_id:
         return [], None
     user = _user(request, request.app.state.settings, data.user)
-    chain = await chat.memory.journal.response_chain(user, data.previous_response_id, CHAIN)
+    chain = await chat.memory.journal.responses.chain(user, data.previous_response_id, CHAIN)
     if not chain:
         raise NotFound(
             f"No response {data.previous_response_id!r} is stored for this user (was it sent with store: false?).",
