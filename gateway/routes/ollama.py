@@ -60,9 +60,9 @@ class OllamaController(Controller):
         settings: Settings,
         request: Request[Any, Any, Any],
     ) -> Response[Any] | Stream:
-        options = data.get("options") if isinstance(data.get("options"), dict) else {}
+        options = data.get("options")
         # the window every chat is sent with: a different num_ctx would make Ollama load the model again
-        data["options"] = {"num_ctx": settings.model.context_window, **(options or {})}
+        data["options"] = {"num_ctx": settings.model.context_window, **(options if isinstance(options, dict) else {})}
         return await relayed(ollama, request, _encode(data))
 
     @get("/tags", summary="The models Ollama has")
